@@ -1,0 +1,1 @@
+"""winnow's curation pipeline: crawl files in, curated Parquet shards out."""
