@@ -1,0 +1,64 @@
+"""The books: per-stage counts from the pipeline's tallies, and the check that they balance."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from pipeline.document import STAGE_ORDER
+
+STATS_VERSION = 1
+
+
+def _by_reason(counts: Mapping[str, int], prefix: str) -> dict[str, int]:
+    return {key[len(prefix):]: n for key, n in sorted(counts.items()) if key.startswith(prefix)}
+
+
+def build_stats(counts: Mapping[str, int], job_name: str) -> dict:
+    """stats.json from merged tallies: every stage's in = kept + dropped + failed, chained stage to stage."""
+    stages = []
+    problems: list[str] = []
+    previous_kept = None
+    for stage in STAGE_ORDER:
+        name = str(stage)
+        entry = {
+            "stage": name,
+            "in": counts.get(f"{name}.in", 0),
+            "kept": counts.get(f"{name}.kept", 0),
+            "dropped": _by_reason(counts, f"{name}.dropped."),
+            "failed": _by_reason(counts, f"{name}.failed."),
+        }
+        out = entry["kept"] + sum(entry["dropped"].values()) + sum(entry["failed"].values())
+        if entry["in"] != out:
+            problems.append(f"{name}: in {entry['in']} != kept + dropped + failed {out}")
+        if previous_kept is not None and entry["in"] != previous_kept:
+            problems.append(f"{name}: in {entry['in']} != kept by the stage before {previous_kept}")
+        previous_kept = entry["kept"]
+        stages.append(entry)
+    kept = stages[-1]["kept"]
+    dropped = sum(sum(s["dropped"].values()) for s in stages)
+    failed = sum(sum(s["failed"].values()) for s in stages)
+    records = stages[0]["in"]
+    if records != kept + dropped + failed:
+        problems.append(f"input {records} != kept {kept} + dropped {dropped} + failed {failed}")
+    written = {
+        "curated_rows": counts.get("write.curated_rows", 0),
+        "curated_shards": counts.get("write.curated_shards", 0),
+        "rejected_rows": counts.get("write.rejected_rows", 0),
+        "rejected_shards": counts.get("write.rejected_shards", 0),
+    }
+    if written["curated_rows"] != kept:
+        problems.append(f"curated rows written {written['curated_rows']} != kept {kept}")
+    return {
+        "version": STATS_VERSION,
+        "job": job_name,
+        "input_files": counts.get("input.files", 0),
+        "records": records,
+        "kept": kept,
+        "dropped": dropped,
+        "failed": failed,
+        "balanced": not problems,
+        "problems": problems,
+        "stages": stages,
+        "written": written,
+        "notes": _by_reason(counts, "note."),
+    }

@@ -1,0 +1,183 @@
+"""The curation pipeline: input files to curated shards, dead letters and stats.json."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+from collections.abc import Sequence
+
+import apache_beam as beam
+from apache_beam.io.filesystem import BeamIOError
+from apache_beam.io.filesystems import FileSystems
+from apache_beam.options.pipeline_options import PipelineOptions
+
+from pipeline.configfile import ConfigError
+from pipeline.job import DeadLetterConfig, InputConfig, Job, job_toml
+from pipeline.readers import detect_format
+from pipeline.schema import CURATED_SCHEMA, REJECTED_SCHEMA, curated_row, rejected_row
+from pipeline.sinks import WriteShards, WriteStats, write_json
+from pipeline.stages import (
+    KEPT, REJECTED, TALLY, Decode, Extract, FilterQuality, IdentifyLanguage, InputFile, ReadDocuments, Repair,
+)
+
+_WILDCARD = re.compile(r"[*?\[]")
+OUTPUT_NAMES = ("curated", "rejected", "stats.json", "job.toml")
+
+
+def _is_local(path: str) -> bool:
+    return "://" not in path
+
+
+def _fixed_prefix(pattern: str) -> str:
+    """The directory part of a glob before its first wildcard, with a trailing slash."""
+    match = _WILDCARD.search(pattern)
+    head = pattern[: match.start()] if match else pattern
+    return head[: head.rfind("/") + 1]
+
+
+def match_inputs(config: InputConfig) -> list[InputFile]:
+    """Every input file the globs match, sorted; a glob that matches nothing is a ConfigError."""
+    found: dict[str, InputFile] = {}
+    for pattern in config.paths:
+        if _is_local(pattern):
+            pattern = os.path.abspath(pattern)
+        try:
+            metadata = FileSystems.match([pattern])[0].metadata_list
+        except BeamIOError as error:
+            raise ConfigError(f"input.paths: cannot list {pattern!r}: {error}") from None
+        files = [m for m in metadata if not m.path.endswith("/")]
+        if not files:
+            raise ConfigError(f"input.paths: {pattern!r} matches no files; check the path or glob")
+        prefix = _fixed_prefix(pattern)
+        for m in files:
+            fmt = config.format
+            if fmt == "auto":
+                try:
+                    fmt = detect_format(m.path)
+                except ValueError as error:
+                    raise ConfigError(f"input.format: {error}") from None
+            key = m.path[len(prefix):] if m.path.startswith(prefix) else m.path.rsplit("/", 1)[-1]
+            found.setdefault(m.path, InputFile(path=m.path, key=key, format=fmt))
+    return sorted(found.values(), key=lambda f: f.path)
+
+
+def runner_flags(job: Job, extra: Sequence[str] = ()) -> list[str]:
+    """Beam flags from the job's [runner] table, then the command line's, which win."""
+    flags: list[str] = []
+    for key, value in (job.runner or {}).items():
+        if isinstance(value, bool):
+            if value:
+                flags.append(f"--{key}")
+        elif isinstance(value, list):
+            flags.extend(f"--{key}={v}" for v in value)
+        else:
+            flags.append(f"--{key}={value}")
+    return flags + list(extra)
+
+
+def _sampled(doc_id: str, rate: float) -> bool:
+    if rate >= 1.0:
+        return True
+    value = int.from_bytes(hashlib.blake2b(doc_id.encode(), digest_size=8).digest(), "big")
+    return value < rate * 2**64
+
+
+class WriteRejected(beam.PTransform):
+    def __init__(self, directory: str, config: DeadLetterConfig, job: Job):
+        super().__init__()
+        self._directory = directory
+        self._config = config
+        self._output = job.output
+
+    def expand(self, rejections):
+        config = self._config
+        return (
+            rejections
+            | "SampleRejected" >> beam.Filter(lambda r: _sampled(r.document.id, config.sample_rate))
+            | "ToRejectedRows" >> beam.Map(rejected_row, config.max_payload_bytes)
+            | "WriteRejectedShards" >> WriteShards(
+                self._directory, "rejected", REJECTED_SCHEMA, self._output.target_shard_bytes,
+                self._output.row_group_bytes, self._output.compression, self._output.compression_level)
+        )
+
+
+def build_curation(p: beam.Pipeline, job: Job, files: list[InputFile]) -> None:
+    """Wire the whole curation pipeline onto `p`."""
+    run_dir = job.run_dir.rstrip("/")
+    tallies = [p | "CountInputFiles" >> beam.Create([{"input.files": len(files)}])]
+    rejected = []
+    config = job.input
+    read = (
+        p
+        | "ListInputFiles" >> beam.Create(files)
+        | "Read" >> ReadDocuments(config.text_field, config.html_field, config.url_field, config.date_field,
+                                  config.reshuffle)
+    )
+    docs = read[KEPT]
+    rejected.append(read[REJECTED])
+    tallies.append(read[TALLY])
+    for label, transform in (
+        ("Decode", Decode(job.decode)),
+        ("Extract", Extract(job.extract)),
+        ("Repair", Repair(job.repair)),
+        ("Language", IdentifyLanguage(job.language)),
+        ("Quality", FilterQuality(job.quality)),
+    ):
+        out = docs | label >> transform
+        docs = out[KEPT]
+        rejected.append(out[REJECTED])
+        tallies.append(out[TALLY])
+    output = job.output
+    tallies.append(
+        docs
+        | "ToCuratedRows" >> beam.Map(curated_row)
+        | "WriteCurated" >> WriteShards(f"{run_dir}/curated", "curated", CURATED_SCHEMA, output.target_shard_bytes,
+                                        output.row_group_bytes, output.compression, output.compression_level)
+    )
+    all_rejected = tuple(rejected) | "MergeRejected" >> beam.Flatten()
+    if job.dead_letter.enabled:
+        tallies.append(all_rejected | "WriteRejected" >> WriteRejected(f"{run_dir}/rejected", job.dead_letter, job))
+    tuple(tallies) | "MergeAllTallies" >> beam.Flatten() | "Stats" >> WriteStats(f"{run_dir}/stats.json", job.job.name)
+
+
+def prepare_run_dir(job: Job, overwrite: bool) -> None:
+    """Refuse to mix runs: an existing run directory is cleared only when asked to."""
+    run_dir = job.run_dir.rstrip("/")
+    existing = []
+    for name in OUTPUT_NAMES:
+        pattern = f"{run_dir}/{name}" + ("/*" if "." not in name else "")
+        try:
+            existing += [m.path for m in FileSystems.match([pattern])[0].metadata_list]
+        except BeamIOError:
+            continue
+    if existing and not overwrite:
+        raise ConfigError(f"job.output_dir: {run_dir!r} already holds a run; pass --overwrite to replace it")
+    if existing:
+        FileSystems.delete(existing)
+    if _is_local(run_dir):
+        os.makedirs(run_dir, exist_ok=True)
+
+
+def run_curation(job: Job, extra_flags: Sequence[str] = (), overwrite: bool = False) -> dict:
+    """Check inputs, write job.toml, run the pipeline to the end, and return stats.json's content."""
+    files = match_inputs(job.input)
+    flags = runner_flags(job, extra_flags)
+    options = PipelineOptions(flags)
+    prepare_run_dir(job, overwrite)
+    run_dir = job.run_dir.rstrip("/")
+    with FileSystems.create(f"{run_dir}/job.toml") as f:
+        f.write(("# The resolved job, every default written out.\n" + job_toml(job)).encode())
+    with beam.Pipeline(options=options) as p:
+        build_curation(p, job, files)
+    return read_stats(run_dir)
+
+
+def read_stats(run_dir: str) -> dict:
+    import json
+
+    with FileSystems.open(f"{run_dir.rstrip('/')}/stats.json") as f:
+        return json.loads(f.read())
+
+
+__all__ = ["build_curation", "match_inputs", "run_curation", "read_stats", "runner_flags", "write_json"]

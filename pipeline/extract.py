@@ -1,0 +1,181 @@
+"""Main-text extraction with trafilatura, under a size limit and a time limit per page.
+
+The time limit is real: extraction runs in a child process that is killed and restarted
+when a page takes too long. Threads cannot be interrupted inside lxml, and signals only
+work on the main thread, which Beam's workers do not run user code on.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import pickle
+import select
+import struct
+import subprocess
+import sys
+from dataclasses import dataclass
+
+import trafilatura
+
+from pipeline.decode import BINARY_MAGIC
+
+
+class ExtractReason:
+    NOT_HTML = "not_html"
+    TOO_LARGE = "too_large"
+    TIMEOUT = "timeout"
+    NO_TEXT = "no_text"
+    TOO_SHORT = "too_short"
+
+
+@dataclass(frozen=True, kw_only=True)
+class ExtractConfig:
+    max_bytes: int = 2_000_000  # pages above this payload size are dropped before parsing
+    timeout_s: float = 10.0  # wall-clock limit per page; 0 runs trafilatura in-process with no limit
+    min_chars: int = 1  # extracted text shorter than this is dropped as too short
+    favor_precision: bool = True  # trafilatura: leave out uncertain blocks (FineWeb's choice)
+    favor_recall: bool = False  # trafilatura: keep uncertain blocks
+    fast: bool = False  # trafilatura: skip the readability/jusText fallbacks
+    include_comments: bool = False  # trafilatura: keep user comments under articles
+    include_tables: bool = True  # trafilatura: keep text in <table>
+    html_types: tuple[str, ...] = ("text/html", "application/xhtml+xml")  # media types treated as HTML
+
+    def __post_init__(self):
+        if self.max_bytes <= 0:
+            raise ValueError("max_bytes must be positive")
+        if self.timeout_s < 0:
+            raise ValueError("timeout_s must be >= 0 (0 turns the limit off)")
+        if self.favor_precision and self.favor_recall:
+            raise ValueError("favor_precision and favor_recall cannot both be true")
+
+
+def is_html(content_type: str | None, payload: bytes | None, config: ExtractConfig) -> bool:
+    """Whether a payload is HTML: a known binary signature says no, then the media type decides."""
+    head = (payload or b"")[:16].lstrip()
+    if head.startswith(BINARY_MAGIC):
+        return False
+    if content_type is None:
+        return head[:1] == b"<"
+    return content_type in config.html_types
+
+
+def extract_main_text(html: str, url: str | None, config: ExtractConfig) -> str | None:
+    """trafilatura's main text of a page, or None when it finds none."""
+    return trafilatura.extract(
+        html,
+        url=url,
+        favor_precision=config.favor_precision,
+        favor_recall=config.favor_recall,
+        fast=config.fast,
+        include_comments=config.include_comments,
+        include_tables=config.include_tables,
+        include_images=False,
+        include_links=False,
+        with_metadata=False,
+        deduplicate=False,
+        output_format="txt",
+    )
+
+
+class ExtractionTimeout(TimeoutError):
+    pass
+
+
+class ExtractorCrashed(RuntimeError):
+    pass
+
+
+_HEADER = struct.Struct("<Q")
+
+
+def _send(stream, obj) -> None:
+    data = pickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL)
+    stream.write(_HEADER.pack(len(data)))
+    stream.write(data)
+    stream.flush()
+
+
+def _receive(stream):
+    header = stream.read(_HEADER.size)
+    if len(header) < _HEADER.size:
+        raise EOFError
+    (size,) = _HEADER.unpack(header)
+    data = stream.read(size)
+    if len(data) < size:
+        raise EOFError
+    return pickle.loads(data)
+
+
+class IsolatedExtractor:
+    """Runs `extract_main_text` in a child process, killing it when a page overruns the limit."""
+
+    def __init__(self, config: ExtractConfig):
+        self._config = config
+        self._process: subprocess.Popen | None = None
+        self.restarts = 0
+
+    def _start(self) -> subprocess.Popen:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "pipeline.extract"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        )
+        _send(process.stdin, dataclasses.asdict(self._config))
+        return process
+
+    def extract(self, html: str, url: str | None) -> str | None:
+        if self._process is None or self._process.poll() is not None:
+            self._process = self._start()
+        process = self._process
+        try:
+            _send(process.stdin, (html, url))
+        except (BrokenPipeError, OSError) as error:
+            self.close()
+            raise ExtractorCrashed(f"extractor process died before the page was sent: {error}") from None
+        ready, _, _ = select.select([process.stdout], [], [], self._config.timeout_s)
+        if not ready:
+            self.close()
+            self.restarts += 1
+            raise ExtractionTimeout(f"extraction took longer than {self._config.timeout_s:g} s")
+        try:
+            status, value = _receive(process.stdout)
+        except EOFError:
+            code = process.poll()
+            self.close()
+            self.restarts += 1
+            raise ExtractorCrashed(f"extractor process exited with code {code}") from None
+        if status == "error":
+            raise ExtractorCrashed(value)
+        return value
+
+    def close(self) -> None:
+        if self._process is not None:
+            self._process.kill()
+            self._process.wait()
+            for stream in (self._process.stdin, self._process.stdout):
+                stream.close()
+            self._process = None
+
+
+def _serve() -> None:
+    """Child side: read a config, then answer (html, url) requests until stdin closes."""
+    stdin, stdout = sys.stdin.buffer, sys.stdout.buffer
+    # Anything a library prints must not corrupt the reply stream.
+    sys.stdout = sys.stderr
+    config = ExtractConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in _receive(stdin).items()})
+    while True:
+        try:
+            html, url = _receive(stdin)
+        except EOFError:
+            return
+        try:
+            reply = ("ok", extract_main_text(html, url, config))
+        except Exception as error:  # reported to the parent, which fails just this record
+            reply = ("error", f"{type(error).__name__}: {error}")
+        _send(stdout, reply)
+
+
+if __name__ == "__main__":
+    _serve()

@@ -1,0 +1,317 @@
+"""The pipeline's stages as Beam composite transforms over the pure functions of each stage module.
+
+Every stage returns three outputs: kept documents, rejections (dropped or failed, with the
+reason) and a tally, one small dict per bundle with the stage's counts. The tallies are
+what `stats.json` is built from, so the accounting is data in the pipeline and comes out
+the same on every runner. The same counts go to Beam counters for live monitoring.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections import Counter
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+import apache_beam as beam
+from apache_beam.io.filesystem import CompressionTypes
+from apache_beam.io.filesystems import FileSystems
+from apache_beam.metrics import Metrics
+from apache_beam.pvalue import TaggedOutput
+from apache_beam.transforms.window import GlobalWindow
+from apache_beam.utils.timestamp import MIN_TIMESTAMP
+from apache_beam.utils.windowed_value import WindowedValue
+
+from pipeline import readers
+from pipeline.decode import DecodeConfig, DecodeError, decode_html, is_textual
+from pipeline.document import Document, Drop, Outcome, Rejection, Stage
+from pipeline.extract import (
+    ExtractConfig, ExtractionTimeout, ExtractReason, IsolatedExtractor, extract_main_text, is_html,
+)
+from pipeline.language import LanguageConfig, LanguageIdentifier, LanguageReason, language_verdict, model_path
+from pipeline.quality import QualityConfig, filter_quality
+from pipeline.repair import RepairConfig, RepairNote, RepairReason, repair_text
+
+KEPT = "kept"
+REJECTED = "rejected"
+TALLY = "tally"
+NAMESPACE = "winnow"
+
+Count = Callable[[str, int], None]
+
+
+def tally_key(stage: str, outcome: str, reason: str = "") -> str:
+    """Counter name: stage.outcome[.reason]; notes use stage 'note'."""
+    return f"{stage}.{outcome}.{reason}" if reason else f"{stage}.{outcome}"
+
+
+def _global(value) -> WindowedValue:
+    return WindowedValue(value, MIN_TIMESTAMP, [GlobalWindow()])
+
+
+class AccountedFn(beam.DoFn):
+    """Base DoFn: counts every element in, and every outcome, per bundle."""
+
+    stage: Stage
+
+    def start_bundle(self):
+        self._tally: Counter = Counter()
+
+    def note(self, name: str, count: int = 1) -> None:
+        self._tally[tally_key("note", name)] += count
+
+    def kept(self, doc: Document) -> Document:
+        self._tally[tally_key(self.stage, Outcome.KEPT)] += 1
+        return doc
+
+    def rejected(self, doc: Document, outcome: Outcome, reason: str, detail: str = "") -> TaggedOutput:
+        self._tally[tally_key(self.stage, outcome, reason)] += 1
+        return TaggedOutput(REJECTED, Rejection(document=doc, stage=self.stage, outcome=outcome, reason=reason, detail=detail))
+
+    def finish_bundle(self):
+        if not self._tally:
+            return
+        for name, value in self._tally.items():
+            Metrics.counter(NAMESPACE, name).inc(value)
+        yield TaggedOutput(TALLY, _global(dict(self._tally)))
+        self._tally = Counter()
+
+
+class DocumentFn(AccountedFn):
+    """One document in, kept or rejected out; an exception fails just that document."""
+
+    def apply(self, doc: Document) -> Document | Drop:
+        raise NotImplementedError
+
+    def process(self, doc: Document) -> Iterator:
+        self._tally[tally_key(self.stage, "in")] += 1
+        try:
+            result = self.apply(doc)
+        except Exception as error:  # a record boundary: count it, dead-letter it, go on
+            yield self.rejected(doc, Outcome.FAILED, type(error).__name__, str(error)[:2000])
+            return
+        if isinstance(result, Drop):
+            yield self.rejected(doc, Outcome.DROPPED, result.reason, result.detail)
+        else:
+            yield self.kept(result)
+
+
+def _stage_outputs(pcoll, label: str, fn: beam.DoFn) -> dict:
+    results = pcoll | label >> beam.ParDo(fn).with_outputs(REJECTED, TALLY, main=KEPT)
+    return {KEPT: results[KEPT], REJECTED: results[REJECTED], TALLY: results[TALLY]}
+
+
+@dataclass(frozen=True)
+class InputFile:
+    path: str  # as matched
+    key: str  # the path below the glob's fixed prefix: the part of the id that survives a move
+    format: str
+
+
+class _ReadFn(AccountedFn):
+    stage = Stage.READ
+
+    def __init__(self, text_field: str, html_field: str, url_field: str, date_field: str):
+        self._fields = dict(text_field=text_field, html_field=html_field, url_field=url_field, date_field=date_field)
+
+    def process(self, item: InputFile) -> Iterator:
+        try:
+            with FileSystems.open(item.path, compression_type=CompressionTypes.UNCOMPRESSED) as f:
+                for record in self._records(f, item):
+                    self._tally[tally_key(self.stage, "in")] += 1
+                    if isinstance(record, Rejection):
+                        yield self.rejected(record.document, record.outcome, record.reason, record.detail)
+                    else:
+                        yield self.kept(record)
+        except Exception as error:  # a whole file that cannot be read is one failed record
+            problem = Document(id=readers.document_id(f"{item.key}@unreadable", -1), source=item.path, record=-1, offset=-1)
+            self._tally[tally_key(self.stage, "in")] += 1
+            yield self.rejected(problem, Outcome.FAILED, readers.ReadReason.UNREADABLE_FILE,
+                                f"{type(error).__name__}: {error}")
+
+    def _records(self, f, item: InputFile):
+        if item.format in ("warc", "wet"):
+            return readers.iter_warc(f, item.path, item.key, self.note, wet=item.format == "wet")
+        if item.format == "jsonl":
+            return readers.iter_jsonl(f, item.path, item.key, gzipped=item.path.endswith(".gz"), **self._fields)
+        return readers.iter_parquet(f, item.path, item.key, **self._fields)
+
+
+class ReadDocuments(beam.PTransform):
+    """Input files to documents, with file-level problems as read-stage rejections."""
+
+    def __init__(self, text_field: str, html_field: str, url_field: str, date_field: str, reshuffle: bool):
+        super().__init__()
+        self._fn = _ReadFn(text_field, html_field, url_field, date_field)
+        self._reshuffle = reshuffle
+
+    def expand(self, files):
+        # Files go out one per worker; with reshuffle, so do the records of one big file.
+        outputs = _stage_outputs(files | "SpreadFiles" >> beam.Reshuffle(), "ReadRecords", self._fn)
+        if self._reshuffle:
+            outputs[KEPT] = outputs[KEPT] | "SpreadRecords" >> beam.Reshuffle()
+        return outputs
+
+
+class _DecodeFn(DocumentFn):
+    stage = Stage.DECODE
+
+    def __init__(self, config: DecodeConfig):
+        self._config = config
+
+    def apply(self, doc: Document) -> Document | Drop:
+        if doc.payload is None or not is_textual(doc.content_type, doc.payload):
+            return doc  # already text, or binary that extraction will turn away
+        try:
+            decoded = decode_html(doc.payload, doc.http_charset, self._config)
+        except DecodeError as error:
+            return Drop(error.reason, str(error))
+        for name in decoded.notes:
+            self.note(name)
+        return doc.replace(html=decoded.text, charset=decoded.charset)
+
+
+class Decode(beam.PTransform):
+    def __init__(self, config: DecodeConfig):
+        super().__init__()
+        self._config = config
+
+    def expand(self, docs):
+        return _stage_outputs(docs, "DecodeBytes", _DecodeFn(self._config))
+
+
+class _ExtractFn(DocumentFn):
+    stage = Stage.EXTRACT
+
+    def __init__(self, config: ExtractConfig):
+        self._config = config
+        self._extractor: IsolatedExtractor | None = None
+
+    def setup(self):
+        if self._config.timeout_s > 0:
+            self._extractor = IsolatedExtractor(self._config)
+
+    def teardown(self):
+        if self._extractor is not None:
+            self._extractor.close()
+
+    def apply(self, doc: Document) -> Document | Drop:
+        config = self._config
+        if doc.html is None:
+            if doc.text is not None:
+                return doc  # plain-text input (WET, JSONL text)
+            return Drop(ExtractReason.NOT_HTML, f"payload is {doc.content_type or 'of unknown type'}")
+        if doc.payload is not None and not is_html(doc.content_type, doc.payload, config):
+            return Drop(ExtractReason.NOT_HTML, f"payload is {doc.content_type or 'of unknown type'}")
+        if doc.payload_size > config.max_bytes:
+            return Drop(ExtractReason.TOO_LARGE, f"{doc.payload_size} bytes > max_bytes {config.max_bytes}")
+        try:
+            if self._extractor is not None:
+                text = self._extractor.extract(doc.html, doc.url)
+            else:
+                text = extract_main_text(doc.html, doc.url, config)
+        except ExtractionTimeout as error:
+            return Drop(ExtractReason.TIMEOUT, str(error))
+        if not text:
+            return Drop(ExtractReason.NO_TEXT, "trafilatura found no main text")
+        if len(text) < config.min_chars:
+            return Drop(ExtractReason.TOO_SHORT, f"{len(text)} characters < min_chars {config.min_chars}")
+        return doc.replace(text=text, html=None, payload=None)
+
+
+class Extract(beam.PTransform):
+    def __init__(self, config: ExtractConfig):
+        super().__init__()
+        self._config = config
+
+    def expand(self, docs):
+        return _stage_outputs(docs, "ExtractMainText", _ExtractFn(self._config))
+
+
+class _RepairFn(DocumentFn):
+    stage = Stage.REPAIR
+
+    def __init__(self, config: RepairConfig):
+        self._config = config
+
+    def apply(self, doc: Document) -> Document | Drop:
+        text = repair_text(doc.text, self._config)
+        if not text.strip():
+            return Drop(RepairReason.EMPTY_AFTER_REPAIR)
+        if text != doc.text:
+            self.note(RepairNote.CHANGED)
+        return doc.replace(text=text, html=None, payload=None)
+
+
+class Repair(beam.PTransform):
+    def __init__(self, config: RepairConfig):
+        super().__init__()
+        self._config = config
+
+    def expand(self, docs):
+        return _stage_outputs(docs, "RepairText", _RepairFn(self._config))
+
+
+class _LanguageFn(DocumentFn):
+    stage = Stage.LANGUAGE
+
+    def __init__(self, config: LanguageConfig):
+        self._config = config
+        self._identifier: LanguageIdentifier | None = None
+
+    def setup(self):
+        path = model_path(self._config)
+        if "://" in path:
+            # fastText reads local files only: stage a remote model into the worker's temp dir.
+            local = os.path.join(tempfile.mkdtemp(prefix="winnow-lid-"), os.path.basename(path))
+            with FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED) as src, open(local, "wb") as dst:
+                while chunk := src.read(1 << 24):
+                    dst.write(chunk)
+            path = local
+        self._identifier = LanguageIdentifier(path)
+
+    def apply(self, doc: Document) -> Document | Drop:
+        language, score = self._identifier.identify(doc.text, self._config.max_chars)
+        doc = doc.replace(language=language, language_score=score)
+        reason = language_verdict(language, score, self._config)
+        if reason is not None:
+            return Drop(reason, f"{language} at {score:.3f}")
+        return doc
+
+
+class IdentifyLanguage(beam.PTransform):
+    def __init__(self, config: LanguageConfig):
+        super().__init__()
+        self._config = config
+
+    def expand(self, docs):
+        return _stage_outputs(docs, "IdentifyLanguage", _LanguageFn(self._config))
+
+
+class _QualityFn(DocumentFn):
+    stage = Stage.QUALITY
+
+    def __init__(self, config: QualityConfig):
+        self._config = config
+
+    def apply(self, doc: Document) -> Document | Drop:
+        result = filter_quality(doc.text, doc.language, self._config, self.note)
+        if result.reason is not None:
+            return Drop(result.reason)
+        return doc.replace(text=result.text)
+
+
+class FilterQuality(beam.PTransform):
+    def __init__(self, config: QualityConfig):
+        super().__init__()
+        self._config = config
+
+    def expand(self, docs):
+        return _stage_outputs(docs, "ApplyQualityRules", _QualityFn(self._config))
+
+
+__all__ = [
+    "KEPT", "REJECTED", "TALLY", "InputFile", "ReadDocuments", "Decode", "Extract", "Repair",
+    "IdentifyLanguage", "FilterQuality", "LanguageReason", "tally_key",
+]
