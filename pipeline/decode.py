@@ -55,6 +55,7 @@ _WHATWG_ALIASES = {
     "x-sjis": "shift_jis", "shift-jis": "shift_jis", "ks_c_5601-1987": "cp949", "euc-kr": "cp949",
 }
 _NON_ASCII = re.compile(r"[^\x00-\x7f]")
+_CONTROL_BYTES = bytes([*range(0x00, 0x09), 0x0B, *range(0x0E, 0x1B), *range(0x1C, 0x20), 0x7F])
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0e-\x1f\x7f]")
 
 
@@ -97,6 +98,12 @@ def decode_html(payload: bytes, http_charset: str | None, config: DecodeConfig) 
     for bom, codec in _BOMS:
         if payload.startswith(bom):
             candidates.append(codec)
+    if not candidates or candidates[0] != "utf-16":
+        # No 8-bit or multi-byte text encoding uses C0 control bytes for text; binary does.
+        sample = payload[: config.detect_bytes]
+        controls = len(sample) - len(sample.translate(None, _CONTROL_BYTES))
+        if controls > config.max_control_fraction * len(sample):
+            raise DecodeError(DecodeReason.BINARY_CONTENT, f"{controls} control bytes in the first {len(sample)}")
     for label in (http_charset, meta_charset(payload)):
         if label:
             codec = python_codec(label)
