@@ -1,0 +1,147 @@
+"""Curation throughput: the whole pipeline against bare trafilatura.extract on the same pages, in one run.
+
+    python benchmarks/bench_curation.py [--pages 5000] [--double]
+
+Builds a corpus of real-looking pages with jobs/sample/build.py (Debian documentation text in
+web-page templates, with duplicates, spam, mojibake and non-HTML records), then measures:
+  - bare:  trafilatura.extract with the job's settings on every HTML page, already decoded
+  - 1 worker and 2 workers: `winnow run` end to end on the multi-process DirectRunner
+  - peak resident memory of each SDK worker, each extractor child, and the runner process
+With --double it repeats the 2-worker run on twice the pages, to show whether per-worker
+memory stays flat. Prints a table and one JSON line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+from procmem import TreeMemory, classify_beam  # noqa: E402
+
+DATA = ROOT / "benchmarks" / "data"
+
+
+def build_corpus(pages: int, files: int) -> Path:
+    out = DATA / f"pages-{pages}"
+    if not (out / "manifest.json").exists():
+        subprocess.run([sys.executable, str(ROOT / "jobs/sample/build.py"), "--out-dir", str(out),
+                        "--pages", str(pages), "--files", str(files), "--seed", "7"], check=True)
+    return out
+
+
+def html_pages(corpus: Path) -> list[tuple[str, str | None]]:
+    """Every HTML response in the corpus, decoded the way the pipeline decodes it."""
+    from fastwarc.warc import ArchiveIterator, WarcRecordType
+
+    from pipeline.decode import DecodeConfig, DecodeError, decode_html, is_textual
+    from pipeline.readers import _split_content_type
+
+    pages = []
+    for path in sorted(corpus.glob("*.warc.gz")):
+        with open(path, "rb") as f:
+            for record in ArchiveIterator(f, record_types=WarcRecordType.response, parse_http=True):
+                media, charset = _split_content_type(record.http_headers.get("Content-Type"))
+                body = record.reader.read()
+                if media != "text/html" or not is_textual(media, body):
+                    continue
+                try:
+                    pages.append((decode_html(body, charset, DecodeConfig()).text, record.headers.get("WARC-Target-URI")))
+                except DecodeError:
+                    continue
+    return pages
+
+
+def bare_extract(pages: list[tuple[str, str | None]]) -> float:
+    from pipeline.extract import ExtractConfig
+    import trafilatura
+
+    config = ExtractConfig()
+    start = time.perf_counter()
+    for html, url in pages:
+        trafilatura.extract(html, url=url, favor_precision=config.favor_precision, favor_recall=config.favor_recall,
+                            fast=config.fast, include_comments=config.include_comments,
+                            include_tables=config.include_tables, include_images=False, include_links=False,
+                            with_metadata=False, deduplicate=False, output_format="txt")
+    return time.perf_counter() - start
+
+
+def run_pipeline(corpus: Path, workers: int, tag: str) -> dict:
+    run_dir = DATA / f"run-{tag}"
+    job = DATA / f"job-{tag}.toml"
+    job.write_text(
+        f'[job]\nname = "bench-{tag}"\noutput_dir = "{run_dir}"\n\n[input]\npaths = ["{corpus}/*.warc.gz"]\n')
+    command = [sys.executable, "-m", "pipeline.cli", "run", str(job), "--overwrite", "--",
+               "--direct_running_mode=multi_processing", f"--direct_num_workers={workers}"]
+    start = time.perf_counter()
+    process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    with TreeMemory(process.pid, lambda pid, cmd: classify_beam(pid, cmd, process.pid)) as memory:
+        _, err = process.communicate()
+    seconds = time.perf_counter() - start
+    if process.returncode != 0:
+        raise SystemExit(f"pipeline run failed ({process.returncode}):\n{err.decode()[-3000:]}")
+    stats = json.loads((run_dir / "stats.json").read_text())
+    workers_peak = [peak for role, peak in memory.peaks.values() if role == "sdk_worker"]
+    extractor_peak = [peak for role, peak in memory.peaks.values() if role == "extractor"]
+    return {
+        "workers": workers,
+        "records": stats["records"],
+        "kept": stats["kept"],
+        "seconds": round(seconds, 2),
+        "docs_per_s": round(stats["records"] / seconds, 2),
+        "sdk_worker_peak_mib": round(max(workers_peak, default=0), 1),
+        "extractor_peak_mib": round(max(extractor_peak, default=0), 1),
+        "runner_peak_mib": round(memory.max_by_role().get("runner", 0), 1),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--pages", type=int, default=5000)
+    parser.add_argument("--files", type=int, default=8)
+    parser.add_argument("--double", action="store_true", help="also run 2 workers on twice the pages")
+    args = parser.parse_args()
+    DATA.mkdir(parents=True, exist_ok=True)
+
+    corpus = build_corpus(args.pages, args.files)
+    pages = html_pages(corpus)
+    bare_seconds = bare_extract(pages)
+    bare = {"pages": len(pages), "seconds": round(bare_seconds, 2), "docs_per_s": round(len(pages) / bare_seconds, 2)}
+    one = run_pipeline(corpus, 1, f"{args.pages}-w1")
+    two = run_pipeline(corpus, 2, f"{args.pages}-w2")
+    runs = [one, two]
+    if args.double:
+        runs.append(run_pipeline(build_corpus(2 * args.pages, 2 * args.files), 2, f"{2 * args.pages}-w2"))
+
+    # Per document: the pipeline sees every record (non-HTML too); bare extraction only HTML pages.
+    overhead = (one["seconds"] / one["records"]) / (bare_seconds / len(pages)) - 1
+    speedup = two["docs_per_s"] / one["docs_per_s"]
+
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"curation benchmark, {args.pages} pages")
+    for column in ("run", "docs", "seconds", "docs/s", "SDK worker peak MiB", "extractor peak MiB", "runner peak MiB"):
+        table.add_column(column, justify="right" if column != "run" else "left")
+    table.add_row("bare trafilatura.extract", str(bare["pages"]), str(bare["seconds"]), str(bare["docs_per_s"]), "", "", "")
+    for run in runs:
+        table.add_row(f"winnow run, {run['workers']} worker(s), {run['records']} records", str(run["records"]),
+                      str(run["seconds"]), str(run["docs_per_s"]), str(run["sdk_worker_peak_mib"]),
+                      str(run["extractor_peak_mib"]), str(run["runner_peak_mib"]))
+    console = Console()
+    console.print(table)
+    console.print(f"non-extraction overhead, 1 worker: {overhead:+.1%} (target <= +25%)")
+    console.print(f"2 workers / 1 worker: {speedup:.2f}x (target >= 1.7x)")
+    print(json.dumps({"benchmark": "curation", "bare": bare, "runs": runs,
+                      "overhead_1_worker": round(overhead, 4), "speedup_2_workers": round(speedup, 3)}))
+
+
+if __name__ == "__main__":
+    main()
