@@ -130,7 +130,8 @@ def decode_html(payload: bytes, http_charset: str | None, config: DecodeConfig) 
     as_utf8 = payload.decode("utf-8", errors="replace")
     invalid = as_utf8.count("\ufffd")
     valid_non_ascii = len(_NON_ASCII.findall(as_utf8)) - invalid
-    if valid_non_ascii >= invalid and invalid <= config.max_invalid_fraction * len(payload):
+    few_invalid = invalid <= config.max_invalid_fraction * len(payload)
+    if valid_non_ascii >= invalid and few_invalid:
         notes.append(DecodeNote.REPLACED_BYTES)
         return _checked(as_utf8, "utf-8", notes, config)
     if config.detect:
@@ -141,6 +142,9 @@ def decode_html(payload: bytes, http_charset: str | None, config: DecodeConfig) 
             if text.count("\ufffd") <= config.max_invalid_fraction * len(payload):
                 notes.append(DecodeNote.DETECTED)
                 return _checked(text, codec, notes, config)
+    if few_invalid:
+        notes.append(DecodeNote.REPLACED_BYTES)
+        return _checked(as_utf8, "utf-8", notes, config)
     raise DecodeError(DecodeReason.UNDECODABLE, f"no charset decodes the body (tried {', '.join(candidates)})")
 
 

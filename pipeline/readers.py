@@ -145,6 +145,9 @@ def iter_warc(f: BinaryIO, source: str, source_key: str, count: Count, *, wet: b
     wanted = WarcRecordType.conversion if wet else WarcRecordType.response | WarcRecordType.resource
     record_index = 0
     start = 0
+    # Each document is held back until the next record header parses or the gzip tail checks
+    # out: a record cut off by truncation must fail, not pass as a short page.
+    pending: Document | None = None
     while True:
         f.seek(start)
         last_pos = None
@@ -152,13 +155,18 @@ def iter_warc(f: BinaryIO, source: str, source_key: str, count: Count, *, wet: b
             iterator = ArchiveIterator(f, parse_http=not wet, auto_decode="all", fsspec_args=False)
             for record in iterator:
                 last_pos = record.stream_pos
+                if pending is not None:
+                    yield pending
+                    pending = None
                 if not record.record_type & wanted:
                     count(f"read.skipped_{record.record_type}_records", 1)
                     continue
-                doc = _warc_document(record, source, source_key, record_index, last_pos, wet)
+                pending = _warc_document(record, source, source_key, record_index, last_pos, wet)
                 record_index += 1
-                yield doc
         except OSError as error:
+            if pending is not None:
+                yield pending
+                pending = None
             where = last_pos if last_pos is not None else start
             yield _problem(
                 source, source_key, where + 1, Outcome.FAILED, ReadReason.MALFORMED_WARC,
@@ -169,12 +177,17 @@ def iter_warc(f: BinaryIO, source: str, source_key: str, count: Count, *, wet: b
                 break
             start = resume
             continue
-        if gzipped and not _gzip_tail_complete(f, last_pos if last_pos is not None else start):
-            where = last_pos if last_pos is not None else start
-            yield _problem(
-                source, source_key, where + 1, Outcome.FAILED, ReadReason.TRUNCATED_GZIP,
-                f"gzip data ends mid-record after offset {where}; the rest of the file is lost",
-            )
+        where = last_pos if last_pos is not None else start
+        if gzipped and not _gzip_tail_complete(f, where):
+            detail = f"gzip data ends mid-record at offset {where}; the record and anything after it are lost"
+            if pending is not None and pending.offset == where:
+                yield Rejection(document=pending, stage=Stage.READ, outcome=Outcome.FAILED,
+                                reason=ReadReason.TRUNCATED_GZIP, detail=detail)
+                pending = None
+            else:
+                yield _problem(source, source_key, where + 1, Outcome.FAILED, ReadReason.TRUNCATED_GZIP, detail)
+        if pending is not None:
+            yield pending
         break
 
 
@@ -226,7 +239,7 @@ def _warc_document(record, source: str, source_key: str, index: int, offset: int
 
 
 def iter_jsonl(
-    f: BinaryIO, source: str, source_key: str, *, text_field: str, html_field: str,
+    f: BinaryIO, source: str, source_key: str, count: Count, *, text_field: str, html_field: str,
     url_field: str, date_field: str, gzipped: bool,
 ) -> Iterator[Item]:
     """Documents from JSON lines; each line holds a text or an html field."""
@@ -239,6 +252,7 @@ def iter_jsonl(
             line_offset = offset if not gzipped else -1
             offset += len(line)
             if not line.strip():
+                count("read.blank_lines", 1)
                 continue
             seen_any = True
             record_index = index

@@ -134,7 +134,7 @@ class _ReadFn(AccountedFn):
         if item.format in ("warc", "wet"):
             return readers.iter_warc(f, item.path, item.key, self.note, wet=item.format == "wet")
         if item.format == "jsonl":
-            return readers.iter_jsonl(f, item.path, item.key, gzipped=item.path.endswith(".gz"), **self._fields)
+            return readers.iter_jsonl(f, item.path, item.key, self.note, gzipped=item.path.endswith(".gz"), **self._fields)
         return readers.iter_parquet(f, item.path, item.key, **self._fields)
 
 
