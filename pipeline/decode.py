@@ -108,7 +108,8 @@ def decode_html(payload: bytes, http_charset: str | None, config: DecodeConfig) 
         if label:
             codec = python_codec(label)
             if codec is None:
-                notes.append(DecodeNote.UNKNOWN_CHARSET_NAME)
+                if DecodeNote.UNKNOWN_CHARSET_NAME not in notes:
+                    notes.append(DecodeNote.UNKNOWN_CHARSET_NAME)
             elif codec not in candidates:
                 candidates.append(codec)
     declared = bool(candidates)
