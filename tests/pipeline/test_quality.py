@@ -755,3 +755,15 @@ def test_config_pickles_and_hashes() -> None:
     assert clone == config
     assert isinstance(clone.gopher_quality.stop_words, types.MappingProxyType)
     assert hash(clone) == hash(config)
+
+
+def test_ngram_repetition_rules_skip_languages_written_without_spaces():
+    from pipeline.quality import GopherRepetitionConfig, Reason, gopher_repetition_reason
+
+    # Distinct sentences that share common character runs, as Japanese prose does.
+    text = "\n".join(f"これは{i}番目の文です。私たちはこの問題について考えることができます。" for i in range(40))
+    config = GopherRepetitionConfig()
+    assert gopher_repetition_reason(text, config, language=None) in (
+        Reason.REPETITION_DUPLICATE_NGRAMS, Reason.REPETITION_TOP_NGRAM)
+    assert gopher_repetition_reason(text, config, language="ja") is None
+    assert gopher_repetition_reason(text, config, language="jpn_Jpan") is None
