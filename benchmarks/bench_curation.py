@@ -1,14 +1,14 @@
 """Curation throughput: the whole pipeline against bare trafilatura.extract on the same pages, in one run.
 
-    python benchmarks/bench_curation.py [--pages 5000] [--double]
+    python benchmarks/bench_curation.py [--pages 5000] [--scales 2 4]
 
 Builds a corpus of real-looking pages with jobs/sample/build.py (Debian documentation text in
 web-page templates, with duplicates, spam, mojibake and non-HTML records), then measures:
   - bare:  trafilatura.extract with the job's settings on every HTML page, already decoded
   - 1 worker and 2 workers: `winnow run` end to end on the multi-process DirectRunner
   - peak resident memory of each SDK worker, each extractor child, and the runner process
-With --double it repeats the 2-worker run on twice the pages, to show whether per-worker
-memory stays flat. Prints a table and one JSON line.
+--scales repeats the 2-worker run on multiples of the corpus (default 2x), to show whether
+per-worker memory stays flat as the corpus grows. Prints a table and one JSON line.
 """
 
 from __future__ import annotations
@@ -77,7 +77,10 @@ def run_pipeline(corpus: Path, workers: int, tag: str) -> dict:
     run_dir = DATA / f"run-{tag}"
     job = DATA / f"job-{tag}.toml"
     job.write_text(
-        f'[job]\nname = "bench-{tag}"\noutput_dir = "{run_dir}"\n\n[input]\npaths = ["{corpus}/*.warc.gz"]\n')
+        f'[job]\nname = "bench-{tag}"\noutput_dir = "{run_dir}"\n\n[input]\npaths = ["{corpus}/*.warc.gz"]\n'
+        # Small shards, so a doubled corpus means more shards, not bigger ones: the writer's
+        # memory is bounded by the shard size, as it is at scale with the default 128 MiB.
+        f'\n[output]\ntarget_shard_bytes = {4 << 20}\n')
     command = [sys.executable, "-m", "pipeline.cli", "run", str(job), "--overwrite", "--",
                "--direct_running_mode=multi_processing", f"--direct_num_workers={workers}"]
     start = time.perf_counter()
@@ -106,7 +109,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--pages", type=int, default=5000)
     parser.add_argument("--files", type=int, default=8)
-    parser.add_argument("--double", action="store_true", help="also run 2 workers on twice the pages")
+    parser.add_argument("--scales", type=int, nargs="*", default=[2],
+                        help="also run 2 workers on these multiples of --pages, to watch per-worker memory")
     args = parser.parse_args()
     DATA.mkdir(parents=True, exist_ok=True)
 
@@ -117,8 +121,8 @@ def main() -> None:
     one = run_pipeline(corpus, 1, f"{args.pages}-w1")
     two = run_pipeline(corpus, 2, f"{args.pages}-w2")
     runs = [one, two]
-    if args.double:
-        runs.append(run_pipeline(build_corpus(2 * args.pages, 2 * args.files), 2, f"{2 * args.pages}-w2"))
+    for scale in args.scales:
+        runs.append(run_pipeline(build_corpus(scale * args.pages, scale * args.files), 2, f"{scale * args.pages}-w2"))
 
     # Per document: the pipeline sees every record (non-HTML too); bare extraction only HTML pages.
     overhead = (one["seconds"] / one["records"]) / (bare_seconds / len(pages)) - 1

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import re
 from collections.abc import Sequence
@@ -16,7 +17,7 @@ from pipeline.configfile import ConfigError
 from pipeline.job import DeadLetterConfig, InputConfig, Job, job_toml
 from pipeline.readers import detect_format
 from pipeline.schema import CURATED_SCHEMA, REJECTED_SCHEMA, curated_row, rejected_row
-from pipeline.sinks import WriteShards, WriteStats, write_json
+from pipeline.sinks import WriteShards, WriteStats
 from pipeline.stages import (
     KEPT, REJECTED, TALLY, Decode, Extract, FilterQuality, IdentifyLanguage, InputFile, ReadDocuments, Repair,
 )
@@ -161,6 +162,11 @@ def prepare_run_dir(job: Job, overwrite: bool) -> None:
 
 def run_curation(job: Job, extra_flags: Sequence[str] = (), overwrite: bool = False) -> dict:
     """Check inputs, write job.toml, run the pipeline to the end, and return stats.json's content."""
+    return run_curation_pipeline(job, extra_flags, overwrite)[0]
+
+
+def run_curation_pipeline(job: Job, extra_flags: Sequence[str] = (), overwrite: bool = False):
+    """As `run_curation`, also returning Beam's PipelineResult (for its metrics)."""
     files = match_inputs(job.input)
     flags = runner_flags(job, extra_flags)
     options = PipelineOptions(flags)
@@ -168,16 +174,16 @@ def run_curation(job: Job, extra_flags: Sequence[str] = (), overwrite: bool = Fa
     run_dir = job.run_dir.rstrip("/")
     with FileSystems.create(f"{run_dir}/job.toml") as f:
         f.write(("# The resolved job, every default written out.\n" + job_toml(job)).encode())
-    with beam.Pipeline(options=options) as p:
-        build_curation(p, job, files)
-    return read_stats(run_dir)
+    p = beam.Pipeline(options=options)
+    build_curation(p, job, files)
+    result = p.run()
+    result.wait_until_finish()
+    return read_stats(run_dir), result
 
 
 def read_stats(run_dir: str) -> dict:
-    import json
-
     with FileSystems.open(f"{run_dir.rstrip('/')}/stats.json") as f:
         return json.loads(f.read())
 
 
-__all__ = ["build_curation", "match_inputs", "run_curation", "read_stats", "runner_flags", "write_json"]
+__all__ = ["build_curation", "match_inputs", "run_curation", "run_curation_pipeline", "read_stats", "runner_flags"]

@@ -33,7 +33,9 @@ class InputConfig:
     html_field: str = "html"  # JSONL/Parquet: field holding HTML, used when there is no text field
     url_field: str = "url"  # JSONL/Parquet: field holding the URL
     date_field: str = "date"  # JSONL/Parquet: field holding the crawl date (ISO 8601)
-    reshuffle: bool = True  # spread records over workers after reading, so one big file is not one worker's job
+    # Files are spread over workers one by one. Set true to also spread the records of each file
+    # (for a few very large files on many workers); it shuffles every raw payload once.
+    reshuffle: bool = False
 
     def __post_init__(self):
         if not self.paths:
@@ -42,7 +44,7 @@ class InputConfig:
 
 @dataclass(frozen=True, kw_only=True)
 class OutputConfig:
-    target_shard_bytes: int = 256 * 1024 * 1024  # approximate uncompressed text per curated shard
+    target_shard_bytes: int = 128 * 1024 * 1024  # approximate uncompressed text per shard; bounds writer memory
     row_group_bytes: int = 32 * 1024 * 1024  # approximate uncompressed text per Parquet row group
     compression: Literal["zstd", "snappy", "gzip", "none"] = "zstd"
     compression_level: int = 3  # zstd level

@@ -132,3 +132,23 @@ def test_dead_letter_sampling_is_deterministic_and_counted(corpus, tmp_path):
     assert stats == again and sorted(r["id"] for r in rejected) == sorted(r["id"] for r in rejected_again)
     assert 0 < len(rejected) < stats["dropped"] + stats["failed"]
     assert stats["written"]["rejected_rows"] == len(rejected)
+
+
+def test_beam_counters_carry_the_same_counts_as_stats_json(corpus, tmp_path):
+    from apache_beam.metrics.metric import MetricsFilter
+
+    from pipeline.curate import run_curation_pipeline
+
+    job = job_from({"job": {"name": "bad", "output_dir": str(tmp_path / "run")},
+                    "input": {"paths": [f"{corpus}/*"]}, **FILTERS_OFF})
+    stats, result = run_curation_pipeline(job)
+    counters = {c.key.metric.name: c.committed
+                for c in result.metrics().query(MetricsFilter().with_namespace("winnow"))["counters"]}
+    for stage in stats["stages"]:
+        name = stage["stage"]
+        assert counters.get(f"{name}.in", 0) == stage["in"]
+        assert counters.get(f"{name}.kept", 0) == stage["kept"]
+        for reason, count in stage["dropped"].items():
+            assert counters[f"{name}.dropped.{reason}"] == count
+        for reason, count in stage["failed"].items():
+            assert counters[f"{name}.failed.{reason}"] == count

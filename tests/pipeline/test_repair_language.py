@@ -54,3 +54,34 @@ def test_verdict_applies_languages_and_min_score():
     assert language_verdict("fr", 0.99, config) == LanguageReason.LANGUAGE_NOT_WANTED
     assert language_verdict("de", 0.5, config) == LanguageReason.LOW_SCORE
     assert language_verdict("fr", 0.9, LanguageConfig()) is None
+
+
+def test_line_skipping_repair_equals_ftfy_exactly():
+    import random
+
+    import ftfy
+
+    from pipeline.repair import INERT_RANGES
+
+    def reference(text):
+        return unicodedata.normalize("NFC", ftfy.fix_text(text, normalization="NFC"))
+
+    rng = random.Random(7)
+    inert = [chr(c) for a, b in INERT_RANGES for c in range(a, b + 1, 7)]
+    tricky = list("&<>é\u00c3\u00a9\u201c\u201d\r\x1b\x80ﬁＡ\u3000\u0301\u0303АР°\n\n\n") + [
+        "&amp;", "&eacute;", "Ã©", "â€™", "Ð¿Ñ€Ð¸Ð²ÐµÑ‚", "A\u0303\u00a9", "<b>", "\r\n"]
+    for _ in range(3000):
+        text = "".join(rng.choice(inert if rng.random() < 0.7 else tricky) for _ in range(rng.randrange(1, 80)))
+        assert repair_text(text, RepairConfig()) == reference(text), repr(text)
+
+
+def test_every_inert_character_is_left_alone_by_ftfy():
+    import ftfy
+
+    from pipeline.repair import INERT_RANGES
+
+    for low, high in INERT_RANGES:
+        for codepoint in range(low, high + 1):
+            char = chr(codepoint)
+            assert ftfy.fix_text(char) == char and unicodedata.normalize("NFC", char) == char
+            assert not unicodedata.combining(char)
