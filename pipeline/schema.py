@@ -44,7 +44,7 @@ REJECTED_SCHEMA = pa.schema(
         _field("payload", pa.binary(), "raw payload as read, cut at dead_letter.max_payload_bytes"),
         _field("payload_size", pa.int64(), "size of the full payload in bytes", False),
         _field("payload_truncated", pa.bool_(), "whether payload was cut", False),
-        _field("text", pa.string(), "text at the point of rejection (HTML before extraction, plain text after)"),
+        _field("text", pa.string(), "text at the point of rejection: plain text after extraction, or HTML given as text"),
     ],
     metadata={"winnow.schema": "rejected/1"},
 )
@@ -70,7 +70,8 @@ def rejected_row(rejection: Rejection, max_payload_bytes: int) -> dict:
     doc = rejection.document
     payload = doc.payload
     truncated = payload is not None and len(payload) > max_payload_bytes
-    text = doc.text if doc.text is not None else doc.html
+    # Before extraction the payload already holds the page; the decoded HTML would double it.
+    text = doc.text if doc.text is not None else (doc.html if payload is None else None)
     return {
         "id": doc.id,
         "stage": str(rejection.stage),
