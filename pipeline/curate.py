@@ -70,7 +70,7 @@ def runner_flags(job: Job, extra: Sequence[str] = ()) -> list[str]:
         if isinstance(value, bool):
             if value:
                 flags.append(f"--{key}")
-        elif isinstance(value, list):
+        elif isinstance(value, (list, tuple)):
             flags.extend(f"--{key}={v}" for v in value)
         else:
             flags.append(f"--{key}={value}")

@@ -102,6 +102,20 @@ def _stage_outputs(pcoll, label: str, fn: beam.DoFn) -> dict:
     return {KEPT: results[KEPT], REJECTED: results[REJECTED], TALLY: results[TALLY]}
 
 
+class DocumentStage(beam.PTransform):
+    """A stage: its DocumentFn, built from the stage's own config, with kept/rejected/tally outputs."""
+
+    step: str
+    fn_class: type[DocumentFn]
+
+    def __init__(self, config):
+        super().__init__()
+        self._fn = self.fn_class(config)
+
+    def expand(self, docs):
+        return _stage_outputs(docs, self.step, self._fn)
+
+
 @dataclass(frozen=True)
 class InputFile:
     path: str  # as matched
@@ -172,13 +186,9 @@ class _DecodeFn(DocumentFn):
         return doc.replace(html=decoded.text, charset=decoded.charset)
 
 
-class Decode(beam.PTransform):
-    def __init__(self, config: DecodeConfig):
-        super().__init__()
-        self._config = config
-
-    def expand(self, docs):
-        return _stage_outputs(docs, "DecodeBytes", _DecodeFn(self._config))
+class Decode(DocumentStage):
+    step = "DecodeBytes"
+    fn_class = _DecodeFn
 
 
 class _ExtractFn(DocumentFn):
@@ -220,13 +230,9 @@ class _ExtractFn(DocumentFn):
         return doc.replace(text=text, html=None, payload=None)
 
 
-class Extract(beam.PTransform):
-    def __init__(self, config: ExtractConfig):
-        super().__init__()
-        self._config = config
-
-    def expand(self, docs):
-        return _stage_outputs(docs, "ExtractMainText", _ExtractFn(self._config))
+class Extract(DocumentStage):
+    step = "ExtractMainText"
+    fn_class = _ExtractFn
 
 
 class _RepairFn(DocumentFn):
@@ -244,13 +250,9 @@ class _RepairFn(DocumentFn):
         return doc.replace(text=text, html=None, payload=None)
 
 
-class Repair(beam.PTransform):
-    def __init__(self, config: RepairConfig):
-        super().__init__()
-        self._config = config
-
-    def expand(self, docs):
-        return _stage_outputs(docs, "RepairText", _RepairFn(self._config))
+class Repair(DocumentStage):
+    step = "RepairText"
+    fn_class = _RepairFn
 
 
 class _LanguageFn(DocumentFn):
@@ -280,13 +282,9 @@ class _LanguageFn(DocumentFn):
         return doc
 
 
-class IdentifyLanguage(beam.PTransform):
-    def __init__(self, config: LanguageConfig):
-        super().__init__()
-        self._config = config
-
-    def expand(self, docs):
-        return _stage_outputs(docs, "IdentifyLanguage", _LanguageFn(self._config))
+class IdentifyLanguage(DocumentStage):
+    step = "IdentifyLanguage"
+    fn_class = _LanguageFn
 
 
 class _QualityFn(DocumentFn):
@@ -302,13 +300,9 @@ class _QualityFn(DocumentFn):
         return doc.replace(text=result.text)
 
 
-class FilterQuality(beam.PTransform):
-    def __init__(self, config: QualityConfig):
-        super().__init__()
-        self._config = config
-
-    def expand(self, docs):
-        return _stage_outputs(docs, "ApplyQualityRules", _QualityFn(self._config))
+class FilterQuality(DocumentStage):
+    step = "ApplyQualityRules"
+    fn_class = _QualityFn
 
 
 __all__ = [

@@ -110,3 +110,18 @@ def test_cli_refuses_to_overwrite_a_run_without_flag(tmp_path, inputs):
     path = write(tmp_path, MINIMAL.format(out=tmp_path / "run", inp=inputs))
     result = _winnow("run", str(path), cwd=tmp_path)
     assert result.returncode == 2 and "--overwrite" in result.stderr
+
+
+def test_runner_table_becomes_flags_and_command_line_flags_win(tmp_path, inputs):
+    from pipeline.curate import runner_flags
+
+    body = MINIMAL.format(out=tmp_path / "run", inp=inputs) + (
+        '[runner]\nrunner = "DirectRunner"\ndirect_num_workers = 2\nsave_main_session = false\n'
+        'experiments = ["a", "b"]\n')
+    job = load_job(write(tmp_path, body))
+    flags = runner_flags(job, ["--runner=PortableRunner"])
+    assert flags == ["--runner=DirectRunner", "--direct_num_workers=2", "--experiments=a", "--experiments=b",
+                     "--runner=PortableRunner"]
+    with pytest.raises(ConfigError, match="runner.direct_num_workers: expected"):
+        load_job(write(tmp_path, MINIMAL.format(out=tmp_path / "run", inp=inputs)
+                       + "[runner]\ndirect_num_workers = {a = 1}\n", "bad.toml"))
