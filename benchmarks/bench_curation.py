@@ -85,7 +85,13 @@ def run_pipeline(corpus: Path, workers: int, tag: str) -> dict:
                "--direct_running_mode=multi_processing", f"--direct_num_workers={workers}"]
     start = time.perf_counter()
     process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    with TreeMemory(process.pid, lambda pid, cmd: classify_beam(pid, cmd, process.pid)) as memory:
+    # "process": reading and every document stage; "write": from the first shard file on, when
+    # the local runner hands each worker its whole share of the grouped rows in one message.
+    def phase() -> str:
+        started = any(next((run_dir / d).glob("*.parquet"), None) for d in ("curated", "rejected"))
+        return "write" if started else "process"
+
+    with TreeMemory(process.pid, lambda pid, cmd: classify_beam(pid, cmd, process.pid), phase=phase) as memory:
         _, err = process.communicate()
     seconds = time.perf_counter() - start
     if process.returncode != 0:
@@ -100,6 +106,8 @@ def run_pipeline(corpus: Path, workers: int, tag: str) -> dict:
         "seconds": round(seconds, 2),
         "docs_per_s": round(stats["records"] / seconds, 2),
         "sdk_worker_peak_mib": round(max(workers_peak, default=0), 1),
+        "sdk_worker_process_phase_mib": round(memory.phase_peaks.get(("sdk_worker", "process"), 0), 1),
+        "sdk_worker_write_phase_mib": round(memory.phase_peaks.get(("sdk_worker", "write"), 0), 1),
         "extractor_peak_mib": round(max(extractor_peak, default=0), 1),
         "runner_peak_mib": round(memory.max_by_role().get("runner", 0), 1),
     }
@@ -132,12 +140,15 @@ def main() -> None:
     from rich.table import Table
 
     table = Table(title=f"curation benchmark, {args.pages} pages")
-    for column in ("run", "docs", "seconds", "docs/s", "SDK worker peak MiB", "extractor peak MiB", "runner peak MiB"):
+    for column in ("run", "docs", "seconds", "docs/s", "SDK worker peak MiB", "of which document stages",
+                   "of which writing", "extractor peak MiB", "runner peak MiB"):
         table.add_column(column, justify="right" if column != "run" else "left")
-    table.add_row("bare trafilatura.extract", str(bare["pages"]), str(bare["seconds"]), str(bare["docs_per_s"]), "", "", "")
+    table.add_row("bare trafilatura.extract", str(bare["pages"]), str(bare["seconds"]), str(bare["docs_per_s"]),
+                  "", "", "", "", "")
     for run in runs:
-        table.add_row(f"winnow run, {run['workers']} worker(s), {run['records']} records", str(run["records"]),
+        table.add_row(f"winnow, {run['workers']} worker(s)", str(run["records"]),
                       str(run["seconds"]), str(run["docs_per_s"]), str(run["sdk_worker_peak_mib"]),
+                      str(run["sdk_worker_process_phase_mib"]), str(run["sdk_worker_write_phase_mib"]),
                       str(run["extractor_peak_mib"]), str(run["runner_peak_mib"]))
     console = Console()
     console.print(table)

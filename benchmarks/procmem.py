@@ -29,10 +29,10 @@ def _tree(root: int) -> list[int]:
     return seen
 
 
-def _peak_kib(pid: int) -> int | None:
+def _status_kib(pid: int, field: str) -> int | None:
     try:
         for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
+            if line.startswith(field):
                 return int(line.split()[1])
     except OSError:
         return None
@@ -49,11 +49,15 @@ def _cmdline(pid: int) -> str:
 class TreeMemory:
     """Polls a process tree; `peaks` maps each pid seen to (role, peak RSS in MiB)."""
 
-    def __init__(self, root: int, classify: Callable[[int, str], str], interval: float = 0.2):
+    def __init__(self, root: int, classify: Callable[[int, str], str], interval: float = 0.2,
+                 phase: Callable[[], str] = lambda: "all"):
         self._root = root
         self._classify = classify
         self._interval = interval
+        self._phase = phase
         self.peaks: dict[int, tuple[str, float]] = {}
+        # Current resident size per (role, phase): VmHWM cannot tell phases apart, VmRSS can.
+        self.phase_peaks: dict[tuple[str, str], float] = {}
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
@@ -67,12 +71,16 @@ class TreeMemory:
 
     def _run(self) -> None:
         while not self._stop.is_set():
+            phase = self._phase()
             for pid in _tree(self._root):
-                peak = _peak_kib(pid)
-                if peak is None:
+                peak = _status_kib(pid, "VmHWM:")
+                rss = _status_kib(pid, "VmRSS:")
+                if peak is None or rss is None:
                     continue
                 role = self.peaks.get(pid, (None, 0))[0] or self._classify(pid, _cmdline(pid))
                 self.peaks[pid] = (role, max(peak / 1024, self.peaks.get(pid, (role, 0.0))[1]))
+                key = (role, phase)
+                self.phase_peaks[key] = max(self.phase_peaks.get(key, 0.0), rss / 1024)
             time.sleep(self._interval)
 
     def max_by_role(self) -> dict[str, float]:
