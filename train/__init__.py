@@ -1,0 +1,1 @@
+"""Streaming loaders and the FSDP trainer stage. Not built yet."""
