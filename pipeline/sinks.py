@@ -6,7 +6,7 @@ import hashlib
 import json
 import math
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 
 import apache_beam as beam
 import pyarrow as pa
@@ -82,9 +82,8 @@ class WriteShards(beam.PTransform):
 
     def expand(self, rows):
         size = rows | "MeasureOutput" >> beam.CombineGlobally(_CountAndSize())
-        count_of = lambda acc: max(1, math.ceil(acc[1] / self._target))  # noqa: E731
         keyed = rows | "AssignShard" >> beam.Map(
-            lambda row, acc: (_shard_of(row["id"], count_of(acc)), row), acc=beam.pvalue.AsSingleton(size))
+            lambda row, acc: (_shard_of(row["id"], self._shard_count(acc)), row), acc=beam.pvalue.AsSingleton(size))
         written = (
             keyed
             | "GroupShard" >> beam.GroupByKey()
@@ -94,9 +93,12 @@ class WriteShards(beam.PTransform):
         empty = size | "WriteEmptyShard" >> beam.FlatMap(self._write_empty)
         return (written, empty) | "MergeWriteTallies" >> beam.Flatten()
 
+    def _shard_count(self, acc: tuple[int, int]) -> int:
+        return max(1, math.ceil(acc[1] / self._target))
+
     def _write_shard(self, keyed: tuple[int, Iterable[dict]], acc) -> dict:
         shard, rows = keyed
-        count = max(1, math.ceil(acc[1] / self._target))
+        count = self._shard_count(acc)
         batch = list(rows)
         write_parquet(f"{self._directory}/{shard_name(shard, count)}", batch, self._schema, **self._write)
         return {f"write.{self._kind}_rows": len(batch), f"write.{self._kind}_shards": 1}
@@ -136,7 +138,7 @@ def write_json(path: str, value) -> None:
 class WriteStats(beam.PTransform):
     """Merge every tally into stats.json in the run directory."""
 
-    def __init__(self, path: str, job_name: str, extra: Callable[[dict], dict] | None = None):
+    def __init__(self, path: str, job_name: str):
         super().__init__()
         self._path = path
         self._job_name = job_name

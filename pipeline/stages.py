@@ -24,14 +24,14 @@ from apache_beam.utils.timestamp import MIN_TIMESTAMP
 from apache_beam.utils.windowed_value import WindowedValue
 
 from pipeline import readers
-from pipeline.decode import DecodeConfig, DecodeError, decode_html, is_textual
-from pipeline.document import Document, Drop, Outcome, Rejection, Stage
+from pipeline.decode import DecodeError, decode_html, is_textual
+from pipeline.document import Document, Drop, Outcome, Rejection, Stage, document_id
 from pipeline.extract import (
-    ExtractConfig, ExtractionTimeout, ExtractReason, IsolatedExtractor, extract_main_text, is_html,
+    ExtractionTimeout, ExtractReason, IsolatedExtractor, extract_main_text, is_html,
 )
-from pipeline.language import LanguageConfig, LanguageIdentifier, LanguageReason, language_verdict, model_path
-from pipeline.quality import QualityConfig, filter_quality
-from pipeline.repair import RepairConfig, RepairNote, RepairReason, repair_text
+from pipeline.language import LanguageIdentifier, LanguageReason, language_verdict, model_path
+from pipeline.quality import filter_quality
+from pipeline.repair import RepairNote, RepairReason, repair_text
 
 KEPT = "kept"
 REJECTED = "rejected"
@@ -57,12 +57,14 @@ class AccountedFn(beam.DoFn):
 
     def start_bundle(self):
         self._tally: Counter = Counter()
+        self._in_key = tally_key(self.stage, "in")
+        self._kept_key = tally_key(self.stage, Outcome.KEPT)
 
     def note(self, name: str, count: int = 1) -> None:
         self._tally[tally_key("note", name)] += count
 
     def kept(self, doc: Document) -> Document:
-        self._tally[tally_key(self.stage, Outcome.KEPT)] += 1
+        self._tally[self._kept_key] += 1
         return doc
 
     def rejected(self, doc: Document, outcome: Outcome, reason: str, detail: str = "") -> TaggedOutput:
@@ -81,11 +83,14 @@ class AccountedFn(beam.DoFn):
 class DocumentFn(AccountedFn):
     """One document in, kept or rejected out; an exception fails just that document."""
 
+    def __init__(self, config):
+        self._config = config  # the stage's own section of the job
+
     def apply(self, doc: Document) -> Document | Drop:
         raise NotImplementedError
 
     def process(self, doc: Document) -> Iterator:
-        self._tally[tally_key(self.stage, "in")] += 1
+        self._tally[self._in_key] += 1
         try:
             result = self.apply(doc)
         except Exception as error:  # a record boundary: count it, dead-letter it, go on
@@ -133,14 +138,14 @@ class _ReadFn(AccountedFn):
         try:
             with FileSystems.open(item.path, compression_type=CompressionTypes.UNCOMPRESSED) as f:
                 for record in self._records(f, item):
-                    self._tally[tally_key(self.stage, "in")] += 1
+                    self._tally[self._in_key] += 1
                     if isinstance(record, Rejection):
                         yield self.rejected(record.document, record.outcome, record.reason, record.detail)
                     else:
                         yield self.kept(record)
         except Exception as error:  # a whole file that cannot be read is one failed record
-            problem = Document(id=readers.document_id(f"{item.key}@unreadable", -1), source=item.path, record=-1, offset=-1)
-            self._tally[tally_key(self.stage, "in")] += 1
+            problem = Document(id=document_id(f"{item.key}@unreadable", -1), source=item.path, record=-1, offset=-1)
+            self._tally[self._in_key] += 1
             yield self.rejected(problem, Outcome.FAILED, readers.ReadReason.UNREADABLE_FILE,
                                 f"{type(error).__name__}: {error}")
 
@@ -171,9 +176,6 @@ class ReadDocuments(beam.PTransform):
 class _DecodeFn(DocumentFn):
     stage = Stage.DECODE
 
-    def __init__(self, config: DecodeConfig):
-        self._config = config
-
     def apply(self, doc: Document) -> Document | Drop:
         if doc.payload is None or not is_textual(doc.content_type, doc.payload):
             return doc  # already text, or binary that extraction will turn away
@@ -194,9 +196,7 @@ class Decode(DocumentStage):
 class _ExtractFn(DocumentFn):
     stage = Stage.EXTRACT
 
-    def __init__(self, config: ExtractConfig):
-        self._config = config
-        self._extractor: IsolatedExtractor | None = None
+    _extractor: IsolatedExtractor | None = None
 
     def setup(self):
         if self._config.timeout_s > 0:
@@ -238,9 +238,6 @@ class Extract(DocumentStage):
 class _RepairFn(DocumentFn):
     stage = Stage.REPAIR
 
-    def __init__(self, config: RepairConfig):
-        self._config = config
-
     def apply(self, doc: Document) -> Document | Drop:
         text = repair_text(doc.text, self._config)
         if not text.strip():
@@ -258,9 +255,7 @@ class Repair(DocumentStage):
 class _LanguageFn(DocumentFn):
     stage = Stage.LANGUAGE
 
-    def __init__(self, config: LanguageConfig):
-        self._config = config
-        self._identifier: LanguageIdentifier | None = None
+    _identifier: LanguageIdentifier | None = None
 
     def setup(self):
         path = model_path(self._config)
@@ -289,9 +284,6 @@ class IdentifyLanguage(DocumentStage):
 
 class _QualityFn(DocumentFn):
     stage = Stage.QUALITY
-
-    def __init__(self, config: QualityConfig):
-        self._config = config
 
     def apply(self, doc: Document) -> Document | Drop:
         result = filter_quality(doc.text, doc.language, self._config, self.note)
