@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import codecs
+import functools
 import re
 from dataclasses import dataclass
 
@@ -63,9 +64,13 @@ _CONTROL = re.compile(r"[\x00-\x08\x0b\x0e-\x1f\x7f]")
 BINARY_MAGIC = (b"%PDF", b"\x89PNG", b"\xff\xd8\xff", b"GIF87a", b"GIF89a", b"PK\x03\x04", b"RIFF", b"\x1f\x8b")
 
 
+def has_binary_signature(payload: bytes | None) -> bool:
+    return bool(payload) and payload[:16].lstrip().startswith(BINARY_MAGIC)
+
+
 def is_textual(content_type: str | None, payload: bytes) -> bool:
     """Whether a payload should be decoded as text: no binary signature, and a textual media type."""
-    if payload[:16].lstrip().startswith(BINARY_MAGIC):
+    if has_binary_signature(payload):
         return False
     if content_type is None:
         return True
@@ -149,9 +154,21 @@ def decode_html(payload: bytes, http_charset: str | None, config: DecodeConfig) 
     raise DecodeError(DecodeReason.UNDECODABLE, f"no charset decodes the body (tried {', '.join(candidates)})")
 
 
+@functools.lru_cache(maxsize=64)
+def _ascii_compatible(codec: str) -> bool:
+    """Whether the codec writes ASCII as ASCII bytes; then the raw control-byte check already covered it."""
+    probe = "".join(map(chr, range(128)))
+    try:
+        return probe.encode(codec) == probe.encode("ascii")
+    except (UnicodeError, LookupError):
+        return False
+
+
 def _checked(text: str, codec: str, notes: list[str], config: DecodeConfig) -> Decoded:
-    sample = text[:65536]
-    controls = len(_CONTROL.findall(sample))
-    if controls > config.max_control_fraction * max(len(sample), 1):
-        raise DecodeError(DecodeReason.BINARY_CONTENT, f"{controls} control characters in the first {len(sample)} decoded")
+    if not _ascii_compatible(codec):
+        sample = text[:65536]
+        controls = len(_CONTROL.findall(sample))
+        if controls > config.max_control_fraction * max(len(sample), 1):
+            raise DecodeError(DecodeReason.BINARY_CONTENT,
+                              f"{controls} control characters in the first {len(sample)} decoded")
     return Decoded(text=text.lstrip("\ufeff"), charset=codec, notes=tuple(notes))

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import trafilatura
 
-from pipeline.decode import BINARY_MAGIC
+from pipeline.decode import has_binary_signature
 
 
 class ExtractReason:
@@ -52,11 +52,10 @@ class ExtractConfig:
 
 def is_html(content_type: str | None, payload: bytes | None, config: ExtractConfig) -> bool:
     """Whether a payload is HTML: a known binary signature says no, then the media type decides."""
-    head = (payload or b"")[:16].lstrip()
-    if head.startswith(BINARY_MAGIC):
+    if has_binary_signature(payload):
         return False
     if content_type is None:
-        return head[:1] == b"<"
+        return (payload or b"").lstrip()[:1] == b"<"
     return content_type in config.html_types
 
 

@@ -63,7 +63,7 @@ def _problem(source: str, source_key: str, offset: int, outcome: Outcome, reason
     return Rejection(document=doc, stage=Stage.READ, outcome=outcome, reason=reason, detail=detail)
 
 
-def _parse_warc_date(value: str | None) -> datetime | None:
+def _parse_date(value: str | None) -> datetime | None:
     if not value:
         return None
     try:
@@ -211,7 +211,7 @@ def _resume_after(f: BinaryIO, position: int, gzipped: bool, skip_one: bool) -> 
 def _warc_document(record, source: str, source_key: str, index: int, offset: int, wet: bool) -> Document:
     headers = record.headers
     url = headers.get("WARC-Target-URI")
-    date = _parse_warc_date(headers.get("WARC-Date"))
+    date = _parse_date(headers.get("WARC-Date"))
     if wet:
         body = record.reader.read()
         return Document(
@@ -281,7 +281,7 @@ def _row_document(doc: Document, row, text_field: str, html_field: str, url_fiel
     url = row.get(url_field)
     date = row.get(date_field)
     doc = doc.replace(url=url if isinstance(url, str) else None,
-                      crawl_date=_parse_warc_date(date) if isinstance(date, str) else None,
+                      crawl_date=_parse_date(date) if isinstance(date, str) else None,
                       payload_size=size)
     if text_field in row:
         value = row[text_field]
@@ -320,10 +320,6 @@ def iter_parquet(
         for row in batch.to_pylist():
             doc = Document(id=document_id(source_key, index), source=source, record=index, offset=-1)
             index += 1
-            if text_field not in names:
-                row.pop(text_field, None)
-            else:
-                row.pop(html_field, None) if row.get(text_field) is not None else None
             date = row.get(date_field)
             if isinstance(date, datetime):
                 row[date_field] = date.isoformat()
