@@ -5,11 +5,14 @@ from __future__ import annotations
 import re
 import unicodedata
 from dataclasses import dataclass
+from re import _constants as sre_constants
+from re import _parser as sre_parser
 from typing import Literal
 
 import ftfy
 from ftfy import chardata
-from ftfy.badness import is_bad
+from ftfy.badness import BADNESS_RE
+from ftfy.fixes import fix_character_width, uncurl_quotes
 
 
 class RepairReason:
@@ -58,12 +61,70 @@ def _char_class(codepoints: set[int]) -> str:
 # Every character some ftfy fixer other than the mojibake repair acts on, from ftfy's own tables:
 # HTML entities, C1 and other control characters, line separators, surrogates, terminal
 # escapes, ligatures, full- and half-width forms, and curly quotes.
-_TOUCHED = re.compile(_char_class(
-    {ord(c) for c in "&\x1b\r\u2028\u2029\u0085\u02bc"}
-    | set(range(0x80, 0xA0)) | set(range(0xD800, 0xE000)) | set(range(0x2018, 0x2020))
+_QUOTES = {0x02BC} | set(range(0x2018, 0x2020))
+_TOUCHED_CODEPOINTS = (
+    {ord(c) for c in "&\x1b\r\u2028\u2029\u0085"} | _QUOTES
+    | set(range(0x80, 0xA0)) | set(range(0xD800, 0xE000))
     | set(chardata.CONTROL_CHARS) | {ord(c) if isinstance(c, str) else c for c in chardata.LIGATURES}
     | set(chardata.WIDTH_MAP)
-))
+)
+_TOUCHED = re.compile(_char_class(_TOUCHED_CODEPOINTS))
+# The touched characters that need more than ftfy's width and quote fixers. Full-width forms
+# (CJK punctuation such as '，') and curly quotes are most of what web text holds.
+_NEEDS_FTFY = re.compile(_char_class(_TOUCHED_CODEPOINTS - _QUOTES - set(chardata.WIDTH_MAP)))
+
+
+def _required_characters(pattern: re.Pattern) -> tuple[set[int], int]:
+    """Characters of which every match of `pattern` holds at least one, and its longest match.
+
+    For each alternative of the top-level choice, one position with a finite character set is
+    picked, preferring sets with few everyday letters, so that ordinary text rarely holds one.
+    """
+    parsed = sre_parser.parse(pattern.pattern, pattern.flags)
+    (op, (_, alternatives)), = parsed.data  # one top-level alternation
+    assert op is sre_constants.BRANCH
+
+    def finite(item) -> set[int] | None:
+        kind, value = item
+        if kind is sre_constants.LITERAL:
+            return {value}
+        if kind is not sre_constants.IN or any(k is sre_constants.NEGATE for k, _ in value):
+            return None
+        chars: set[int] = set()
+        for k, v in value:
+            if k is sre_constants.LITERAL:
+                chars.add(v)
+            elif k is sre_constants.RANGE:
+                chars.update(range(v[0], v[1] + 1))
+            else:  # a category such as \s or \w: not finite
+                return None
+        return chars
+
+    def everyday(chars: set[int]) -> tuple[int, int, int]:
+        # How often ordinary text holds these: ASCII most, then the letters of Latin-1, Greek
+        # and the Russian alphabet (not the rarer Cyrillic letters that only mojibake shows).
+        ascii_chars = sum(c < 0x80 for c in chars)
+        letters = sum(unicodedata.category(chr(c)).startswith("L") and c not in (0xAA, 0xB5, 0xBA)
+                      and (c < 0x250 or 0x386 <= c <= 0x3CE or 0x410 <= c <= 0x44F or c in (0x401, 0x451)) for c in chars)
+        return ascii_chars, letters, len(chars)
+
+    required: set[int] = set()
+    for alternative in alternatives:
+        candidates = [chars for chars in map(finite, alternative.data) if chars]
+        if not candidates:
+            raise RuntimeError("an alternative of ftfy's badness pattern has no finite character set")
+        required |= min(candidates, key=everyday)
+    return required, parsed.getwidth()[1]
+
+
+_MOJIBAKE_CHARS, _MOJIBAKE_WIDTH = _required_characters(BADNESS_RE)
+_MOJIBAKE_CHAR = re.compile(_char_class(_MOJIBAKE_CHARS))
+
+
+def is_bad(text: str) -> bool:
+    """`ftfy.badness.is_bad`, answered without the full search when none of the characters that
+    every match of ftfy's badness pattern holds occurs in the text (as in most lines)."""
+    return _MOJIBAKE_CHAR.search(text) is not None and BADNESS_RE.search(text) is not None
 
 
 def _ftfy_config(config: RepairConfig, unescape: bool | str) -> ftfy.TextFixerConfig:
@@ -80,8 +141,11 @@ def fix_text_by_line(text: str, config: RepairConfig) -> str:
 
     ftfy works line by line, and most lines need nothing: those made only of characters ftfy
     never touches, and those with no character any fixer acts on and no mojibake by ftfy's own
-    test (`is_bad`). Its one rule that carries across lines, that HTML unescaping stops after
-    the first line holding a '<', is kept here. Equality with ftfy is tested.
+    test (`is_bad`). A line whose only such characters are full-width
+    forms and curly quotes gets those two fixers and the normal form, as ftfy's first pass
+    would, when the result leaves a second pass nothing to do. ftfy's one rule that carries
+    across lines, that HTML unescaping stops after the first line holding a '<', is kept.
+    Equality with ftfy is tested.
     """
     auto = _ftfy_config(config, "auto")
     no_unescape = _ftfy_config(config, False)
@@ -99,12 +163,21 @@ def fix_text_by_line(text: str, config: RepairConfig) -> str:
         if _INERT_LINE.fullmatch(segment):
             out.append(segment)
             continue
-        if not _TOUCHED.search(segment) and not is_bad(segment):
-            # Nothing for any fixer here and no mojibake: ftfy would only normalise the line.
-            # If normalising changes it, ftfy would look again, so let ftfy do it.
-            normal = unicodedata.normalize(form, segment) if form else segment
-            if normal == segment:
-                out.append(segment)
+        if not _TOUCHED.search(segment):
+            if not is_bad(segment):
+                # Nothing for any fixer here and no mojibake: ftfy would only normalise the line.
+                # If normalising changes it, ftfy would look again, so let ftfy do it.
+                normal = unicodedata.normalize(form, segment) if form else segment
+                if normal == segment:
+                    out.append(segment)
+                    continue
+        elif not _NEEDS_FTFY.search(segment) and not is_bad(segment):
+            fixed = uncurl_quotes(fix_character_width(segment))
+            if form:
+                fixed = unicodedata.normalize(form, fixed)
+            # ftfy stops after a pass that changes nothing: check that its second pass would not.
+            if not _TOUCHED.search(fixed) and not is_bad(fixed):
+                out.append(fixed)
                 continue
         out.append(ftfy.fix_text(segment, current))
     return "".join(out)

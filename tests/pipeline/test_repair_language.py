@@ -69,7 +69,8 @@ def test_line_skipping_repair_equals_ftfy_exactly():
     rng = random.Random(7)
     inert = [chr(c) for a, b in INERT_RANGES for c in range(a, b + 1, 7)]
     tricky = list("&<>é\u00c3\u00a9\u201c\u201d\r\x1b\x80ﬁＡ\u3000\u0301\u0303АР°\n\n\n") + [
-        "&amp;", "&eacute;", "Ã©", "â€™", "Ð¿Ñ€Ð¸Ð²ÐµÑ‚", "A\u0303\u00a9", "<b>", "\r\n"]
+        "&amp;", "&eacute;", "Ã©", "â€™", "Ð¿Ñ€Ð¸Ð²ÐµÑ‚", "A\u0303\u00a9", "<b>", "\r\n",
+        "，", "（", "＆amp;", "￡", "￠", "ʼ", "‘", "„", "«", "»", "É", "В"]
     for _ in range(3000):
         text = "".join(rng.choice(inert if rng.random() < 0.7 else tricky) for _ in range(rng.randrange(1, 80)))
         assert repair_text(text, RepairConfig()) == reference(text), repr(text)
@@ -85,3 +86,19 @@ def test_every_inert_character_is_left_alone_by_ftfy():
             char = chr(codepoint)
             assert ftfy.fix_text(char) == char and unicodedata.normalize("NFC", char) == char
             assert not unicodedata.combining(char)
+
+
+def test_screened_mojibake_test_equals_ftfys():
+    import random
+
+    from ftfy.badness import MOJIBAKE_CATEGORIES
+    from ftfy.badness import is_bad as ftfy_is_bad
+
+    from pipeline.repair import is_bad
+
+    rng = random.Random(11)
+    alphabet = list("".join(MOJIBAKE_CATEGORIES.values()).replace("-", "")) + list("aZ .,?!\n\t") + [
+        "вЂ", "ГўВЂВ", "Ã ", "Â ", "‚Ä", "ā€", "β€", "à²", "√±", "≈°", "× ²", "Œ1", "é«", "«é"]
+    for _ in range(20000):
+        text = "".join(rng.choice(alphabet) for _ in range(rng.randrange(1, 8)))
+        assert is_bad(text) == ftfy_is_bad(text), repr(text)
