@@ -37,6 +37,13 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--overwrite", action="store_true", help="replace the outputs of an earlier run in output_dir")
     check = commands.add_parser("check", help="validate a job file and its inputs without running it")
     check.add_argument("job", help="job file (TOML)")
+    report = commands.add_parser(
+        "report", help="summarise a run's dedup report and (re)write its report.html",
+        description="Print the dedup summary of a finished run and write RUN_DIR/dedup/report.html.")
+    report.add_argument("run_dir", help="run directory (the job's output_dir)")
+    from model.commands import add_commands
+
+    add_commands(commands)  # generate, export-hf
     return parser
 
 
@@ -76,6 +83,12 @@ def main(argv: Sequence[str] | None = None) -> int:
                         format="%(levelname)s %(name)s: %(message)s")
     console = Console()
     err = Console(stderr=True)
+    if getattr(args, "handler", None) is not None:
+        return args.handler(args)
+    if args.command == "report":
+        from pipeline.report import run_report
+
+        return run_report(args.run_dir, console)
     from pipeline.curate import match_inputs, run_curation
     from pipeline.job import load_job
 
