@@ -6,7 +6,9 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.winnow-installed
 
-.PHONY: demo test test-fast venv lock clean
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+.PHONY: demo test test-fast venv lock clean browser
 
 venv: $(STAMP)
 
@@ -22,8 +24,13 @@ $(STAMP): requirements.lock pyproject.toml
 demo: $(STAMP)
 	$(BIN)/winnow run jobs/sample.toml --overwrite
 
-test: $(STAMP)
+test: $(STAMP) browser
 	$(BIN)/python -m pytest -q
+
+# The dedup report test opens report.html in headless Chromium (Debian's package).
+browser:
+	@command -v chromium >/dev/null 2>&1 || { $(SUDO) apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends chromium fonts-dejavu-core; }
 
 test-fast: $(STAMP)
 	$(BIN)/python -m pytest -q -m "not slow"
