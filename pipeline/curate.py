@@ -16,14 +16,16 @@ from apache_beam.options.pipeline_options import PipelineOptions
 from pipeline.configfile import ConfigError
 from pipeline.job import DeadLetterConfig, InputConfig, Job, job_toml
 from pipeline.readers import detect_format
-from pipeline.schema import CURATED_SCHEMA, REJECTED_SCHEMA, curated_row, rejected_row
+from pipeline.dedup import Deduplicate
+from pipeline.dedup_report import WriteDedupReport
+from pipeline.schema import CLUSTERS_SCHEMA, CURATED_SCHEMA, REJECTED_SCHEMA, curated_row, rejected_row
 from pipeline.sinks import WriteShards, WriteStats
 from pipeline.stages import (
     KEPT, REJECTED, TALLY, Decode, Extract, FilterQuality, IdentifyLanguage, InputFile, ReadDocuments, Repair,
 )
 
 _WILDCARD = re.compile(r"[*?\[]")
-OUTPUT_NAMES = ("curated", "rejected", "stats.json", "job.toml")
+OUTPUT_NAMES = ("curated", "rejected", "dedup", "stats.json", "job.toml")
 
 
 def _is_local(path: str) -> bool:
@@ -130,6 +132,18 @@ def build_curation(p: beam.Pipeline, job: Job, files: list[InputFile]) -> None:
         rejected.append(out[REJECTED])
         tallies.append(out[TALLY])
     output = job.output
+    dedup = docs | "Dedup" >> Deduplicate(job.dedup)
+    docs = dedup.kept
+    rejected.append(dedup.rejected)
+    tallies.append(dedup.tally)
+    if dedup.cluster_rows is not None:
+        tallies.append(
+            dedup.cluster_rows
+            | "WriteClusters" >> WriteShards(f"{run_dir}/dedup/clusters.parquet", "clusters", CLUSTERS_SCHEMA,
+                                             output.target_shard_bytes, output.row_group_bytes, output.compression,
+                                             output.compression_level))
+        dedup.report["tally"] = dedup.tally
+        dedup.report | "DedupReport" >> WriteDedupReport(f"{run_dir}/dedup", job.job.name, job.dedup)
     tallies.append(
         docs
         | "ToCuratedRows" >> beam.Map(curated_row)

@@ -18,6 +18,7 @@ class Stage(str, enum.Enum):
     REPAIR = "repair"
     LANGUAGE = "language"
     QUALITY = "quality"
+    DEDUP = "dedup"
 
     def __str__(self) -> str:
         return self.value

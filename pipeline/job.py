@@ -14,6 +14,7 @@ import tomli_w
 
 from pipeline.configfile import ConfigError, build, to_table
 from pipeline.decode import DecodeConfig
+from pipeline.dedup import DedupConfig
 from pipeline.extract import ExtractConfig
 from pipeline.language import LanguageConfig, check_model_file
 from pipeline.quality import QualityConfig
@@ -75,6 +76,7 @@ class Job:
     repair: RepairConfig = field(default_factory=RepairConfig)
     language: LanguageConfig = field(default_factory=LanguageConfig)
     quality: QualityConfig = field(default_factory=QualityConfig)
+    dedup: DedupConfig = field(default_factory=DedupConfig)
     output: OutputConfig = field(default_factory=OutputConfig)
     dead_letter: DeadLetterConfig = field(default_factory=DeadLetterConfig)
     # The [runner] table: Beam pipeline options by flag name, e.g. runner = "DataflowRunner".

@@ -50,6 +50,19 @@ REJECTED_SCHEMA = pa.schema(
 )
 
 
+CLUSTERS_SCHEMA = pa.schema(
+    [
+        _field("id", pa.string(), "document id", False),
+        _field("cluster", pa.string(), "duplicate group: the smallest id among its members", False),
+        _field("kind", pa.string(), "'url' (same URL), 'exact' (same normalised text) or 'near' (MinHash-LSH)", False),
+        _field("kept", pa.bool_(), "whether this document is the one its group keeps", False),
+        _field("kept_id", pa.string(), "id of the document the group keeps", False),
+        _field("similarity", pa.float32(), "Jaccard similarity to the kept document, estimated from signatures (1 for url and exact)", False),
+    ],
+    metadata={"winnow.schema": "clusters/1"},
+)
+
+
 def curated_row(doc: Document) -> dict:
     return {
         "id": doc.id,

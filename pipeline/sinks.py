@@ -110,7 +110,7 @@ class WriteShards(beam.PTransform):
         return [{f"write.{self._kind}_shards": 1}]
 
 
-class _MergeCounts(beam.CombineFn):
+class MergeCounts(beam.CombineFn):
     def create_accumulator(self):
         return Counter()
 
@@ -128,11 +128,13 @@ class _MergeCounts(beam.CombineFn):
         return dict(sorted(acc.items()))
 
 
+def write_text(path: str, text: str, mime_type: str = "text/plain") -> None:
+    with FileSystems.create(path, mime_type=mime_type, compression_type=CompressionTypes.UNCOMPRESSED) as f:
+        f.write(text.encode())
+
+
 def write_json(path: str, value) -> None:
-    data = (json.dumps(value, indent=2, sort_keys=False, default=str) + "\n").encode()
-    with FileSystems.create(path, mime_type="application/json",
-                            compression_type=CompressionTypes.UNCOMPRESSED) as f:
-        f.write(data)
+    write_text(path, json.dumps(value, indent=2, sort_keys=False, default=str) + "\n", "application/json")
 
 
 class WriteStats(beam.PTransform):
@@ -146,7 +148,7 @@ class WriteStats(beam.PTransform):
     def expand(self, tallies):
         return (
             tallies
-            | "MergeTallies" >> beam.CombineGlobally(_MergeCounts())
+            | "MergeTallies" >> beam.CombineGlobally(MergeCounts())
             | "WriteStatsJson" >> beam.Map(self._write)
         )
 

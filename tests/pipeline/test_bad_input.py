@@ -12,6 +12,7 @@ from tests.fixtures.bad_corpus import build_bad_corpus
 FILTERS_OFF = {
     "language": {"min_score": 0.0},
     "quality": {name: {"enabled": False} for name in ("gopher_quality", "gopher_repetition", "c4", "fineweb")},
+    "dedup": {"enabled": False},  # the corpus repeats pages on purpose; dedup has tests of its own
 }
 
 
