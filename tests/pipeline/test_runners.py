@@ -20,7 +20,10 @@ def _outputs(run_dir):
     rejected = pq.read_table(run_dir / "rejected").select(["id", "stage", "reason"]).to_pylist()
     stats = json.loads((run_dir / "stats.json").read_text())
     files = sorted(p.name for p in (run_dir / "curated").iterdir())
-    return sorted(curated, key=lambda r: r["id"]), sorted(rejected, key=lambda r: r["id"]), stats, files
+    clusters = pq.read_table(run_dir / "dedup" / "clusters.parquet").to_pylist()
+    report = json.loads((run_dir / "dedup" / "report.json").read_text())
+    return (sorted(curated, key=lambda r: r["id"]), sorted(rejected, key=lambda r: r["id"]), stats, files,
+            sorted(clusters, key=lambda r: (r["kind"], r["id"])), report)
 
 
 @pytest.mark.slow
@@ -38,5 +41,7 @@ def test_runner_agrees_with_in_process_direct_runner(runner, sample_run, tmp_pat
     assert other[1] == baseline[1]  # same rejections and reasons
     assert other[2] == baseline[2]  # identical stats.json
     assert other[3] == baseline[3]  # same shard files
+    assert other[4] == baseline[4]  # same duplicate groups and kept documents
+    assert other[5] == baseline[5]  # identical dedup report
     shard = sorted((tmp_path / "run" / "curated").iterdir())[0]
     assert shard.read_bytes() == sorted((sample_run / "curated").iterdir())[0].read_bytes()
