@@ -1,18 +1,26 @@
 """MinHash signatures and LSH band keys for near-duplicate detection, as plain functions.
 
-A document becomes a set of word n-gram shingles of its normalised text, each shingle a
-64-bit xxh3 hash, and the set a signature of `num_perm` minima under random permutations.
+A document becomes the set of word n-gram shingles of its normalised text, each shingle a
+64-bit hash, and the set a signature of `num_perm` minima under random permutations.
 Signatures agree position by position with probability equal to the Jaccard similarity
 of the shingle sets; splitting a signature into bands gives the LSH keys under which
-candidate duplicates meet.
+candidate duplicates meet. A text with no words has no shingles and the all-maximum
+signature: leave such documents out of banding, or they all meet in one bucket.
+
+Shingles are hashed with XXH3-64 (seed 0) of their UTF-8 bytes: a fixed function of the
+bytes, the same on every platform and xxHash release since 0.8, and about ten times
+faster than datasketch's SHA-1 based `sha1_hash64`, which would otherwise be most of the
+cost of a signature. 64 bits rather than 32, so that the distinct shingles of even a very
+long document practically never collide.
 
 The arithmetic is datasketch's, bit for bit: `MinHasher(num_perm=p, seed=s, scheme=x)`
 gives the same values as `datasketch.MinHash(p, s, hashfunc=hash_shingle, scheme=x)`
-after `update_batch` on the same shingles (the tests hold both to that). Two schemes:
+after `update_batch` on the same shingles (the tests hold both to that), but with the
+permutations built once, not per document. Two of datasketch's schemes take 64-bit hashes:
 
 - "affine64" (default): hashes pre-mixed by the MurmurHash3 finalizer, then
   `a * h + b mod 2**64` with odd `a`, a bijection, so permuting adds no collisions.
-- "legacy": datasketch before 2.0 and FineWeb-style `((a * h + b) mod (2**61 - 1))`
+- "legacy": datasketch's only scheme before 2.0, `((a * h + b) mod (2**61 - 1))`
   truncated to 32 bits, where `a * h` first wraps around in uint64. Kept so signatures
   can be compared with ones made that way; it is slower, and biased on very large sets.
 """

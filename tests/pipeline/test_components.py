@@ -6,7 +6,7 @@ from collections import defaultdict
 import apache_beam as beam
 import pytest
 from apache_beam.options.pipeline_options import PipelineOptions
-from apache_beam.testing.test_pipeline import TestPipeline
+from apache_beam.testing.test_pipeline import TestPipeline as BeamTestPipeline  # pytest would collect Test*
 from apache_beam.testing.util import assert_that, equal_to
 
 from pipeline import components as cc
@@ -69,7 +69,7 @@ def path(ids):
 def run_components(edges, max_rounds, options=None):
     """Runs ConnectedComponents on the DirectRunner and asserts the union-find answer."""
     expected = sorted(union_find_labels(edges).items())
-    with TestPipeline(options=options) as p:
+    with BeamTestPipeline(options=options) as p:
         labels = p | beam.Create(edges, reshuffle=False) | ConnectedComponents(max_rounds=max_rounds)
         assert_that(labels, equal_to(expected))
 
@@ -138,7 +138,7 @@ def test_stars_small_components_duplicate_edges_and_self_loops():
 
 
 def test_empty_input_gives_no_labels():
-    with TestPipeline() as p:
+    with BeamTestPipeline() as p:
         labels = p | beam.Create([], reshuffle=False) | ConnectedComponents(max_rounds=1)
         assert_that(labels, equal_to([]))
 
@@ -151,7 +151,7 @@ def test_too_few_rounds_fails_loudly_and_releases_nothing():
     assert rounds_in_memory(path(ids))[0] > 3
     RELEASED.clear()
     with pytest.raises(Exception, match=r"did not converge within max_rounds=3.*ConnectedComponents\(max_rounds=6\)"):
-        with TestPipeline() as p:
+        with BeamTestPipeline() as p:
             labels = p | beam.Create(path(ids), reshuffle=False) | ConnectedComponents(max_rounds=3)
             labels | beam.Map(RELEASED.append)
     assert RELEASED == []
@@ -159,7 +159,7 @@ def test_too_few_rounds_fails_loudly_and_releases_nothing():
 
 def test_not_converged_error_names_the_failure():
     with pytest.raises(ComponentsNotConverged, match="max_rounds=7"):
-        cc._ReleaseIfConverged(7).process(("b", "a"), (2, "'b' has label 'b', but ...")).__next__()
+        next(cc._ReleaseIfConverged(7).process(("b", "a"), (2, "'b' has label 'b', but ...")))
     assert list(cc._ReleaseIfConverged(7).process(("b", "a"), (0, None))) == [("b", "a")]
 
 

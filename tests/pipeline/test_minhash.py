@@ -1,5 +1,6 @@
 """Tests for pipeline.minhash: normalisation, shingles, signatures (against datasketch), LSH keys."""
 
+import pickle
 import random
 import unicodedata
 
@@ -163,6 +164,10 @@ def test_signature_edge_cases():
     # Many more shingles than one block holds.
     big = [f"shingle {k}" for k in range(20_000)]
     assert np.array_equal(hasher.signature(big), datasketch_signature(big, 112, 1, "affine64").hashvalues)
+    # Beam ships the hasher and the config to workers by pickling them.
+    shipped = pickle.loads(pickle.dumps(hasher))
+    assert np.array_equal(shipped.signature(shingles), hasher.signature(shingles))
+    assert pickle.loads(pickle.dumps(MinHashConfig(threshold=0.8))) == MinHashConfig(threshold=0.8)
     with pytest.raises(ValueError, match="one-dimensional"):
         hasher.signature_from_hashes(np.zeros((2, 2), dtype=np.uint64))
     for bad in (dict(num_perm=0), dict(seed=-1), dict(seed=2**32), dict(scheme="affine32")):
