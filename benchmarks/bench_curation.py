@@ -6,9 +6,11 @@ Builds a corpus of real-looking pages with jobs/sample/build.py (Debian document
 web-page templates, with duplicates, spam, mojibake and non-HTML records), then measures:
   - bare:  trafilatura.extract with the job's settings on every HTML page, already decoded
   - 1 worker and 2 workers: `winnow run` end to end on the multi-process DirectRunner
-  - peak resident memory of each SDK worker, each extractor child, and the runner process
+  - peak resident memory of the SDK workers by stage (the pipeline records each worker's peak
+    as Beam distributions, `RUN/metrics.json`), of each extractor child and of the runner process
 --scales repeats the 2-worker run on multiples of the corpus (default 2x), to show whether
-per-worker memory stays flat as the corpus grows. Prints a table and one JSON line.
+per-worker memory stays flat as the corpus grows. Dedup is switched off: it has benchmarks of
+its own (bench_dedup_*.py). Prints a table and one JSON line.
 """
 
 from __future__ import annotations
@@ -80,23 +82,20 @@ def run_pipeline(corpus: Path, workers: int, tag: str) -> dict:
         f'[job]\nname = "bench-{tag}"\noutput_dir = "{run_dir}"\n\n[input]\npaths = ["{corpus}/*.warc.gz"]\n'
         # Small shards, so a doubled corpus means more shards, not bigger ones: the writer's
         # memory is bounded by the shard size, as it is at scale with the default 128 MiB.
-        f'\n[output]\ntarget_shard_bytes = {4 << 20}\n')
+        f'\n[output]\ntarget_shard_bytes = {4 << 20}\n\n[dedup]\nenabled = false\n')
     command = [sys.executable, "-m", "pipeline.cli", "run", str(job), "--overwrite", "--",
                "--direct_running_mode=multi_processing", f"--direct_num_workers={workers}"]
     start = time.perf_counter()
     process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    # "process": reading and every document stage; "write": from the first shard file on, when
-    # the local runner hands each worker its whole share of the grouped rows in one message.
-    def phase() -> str:
-        started = any(next((run_dir / d).glob("*.parquet"), None) for d in ("curated", "rejected"))
-        return "write" if started else "process"
-
-    with TreeMemory(process.pid, lambda pid, cmd: classify_beam(pid, cmd, process.pid), phase=phase) as memory:
+    with TreeMemory(process.pid, lambda pid, cmd: classify_beam(pid, cmd, process.pid)) as memory:
         _, err = process.communicate()
     seconds = time.perf_counter() - start
     if process.returncode != 0:
         raise SystemExit(f"pipeline run failed ({process.returncode}):\n{err.decode()[-3000:]}")
     stats = json.loads((run_dir / "stats.json").read_text())
+    peaks = {name.removesuffix(".worker_peak_rss_mib"): d["max"]
+             for name, d in json.loads((run_dir / "metrics.json").read_text())["distributions"].items()
+             if name.endswith(".worker_peak_rss_mib")}
     workers_peak = [peak for role, peak in memory.peaks.values() if role == "sdk_worker"]
     extractor_peak = [peak for role, peak in memory.peaks.values() if role == "extractor"]
     return {
@@ -106,8 +105,9 @@ def run_pipeline(corpus: Path, workers: int, tag: str) -> dict:
         "seconds": round(seconds, 2),
         "docs_per_s": round(stats["records"] / seconds, 2),
         "sdk_worker_peak_mib": round(max(workers_peak, default=0), 1),
-        "sdk_worker_process_phase_mib": round(memory.phase_peaks.get(("sdk_worker", "process"), 0), 1),
-        "sdk_worker_write_phase_mib": round(memory.phase_peaks.get(("sdk_worker", "write"), 0), 1),
+        # Each worker's peak by the end of its document stages (read .. quality), and of writing.
+        "sdk_worker_document_stages_mib": peaks.get("quality", 0),
+        "sdk_worker_writing_mib": max((v for k, v in peaks.items() if k.startswith("write.")), default=0),
         "extractor_peak_mib": round(max(extractor_peak, default=0), 1),
         "runner_peak_mib": round(memory.max_by_role().get("runner", 0), 1),
     }
@@ -140,15 +140,15 @@ def main() -> None:
     from rich.table import Table
 
     table = Table(title=f"curation benchmark, {args.pages} pages")
-    for column in ("run", "docs", "seconds", "docs/s", "SDK worker peak MiB", "of which document stages",
-                   "of which writing", "extractor peak MiB", "runner peak MiB"):
+    for column in ("run", "docs", "seconds", "docs/s", "SDK worker peak MiB", "by end of document stages",
+                   "by end of writing", "extractor peak MiB", "runner peak MiB"):
         table.add_column(column, justify="right" if column != "run" else "left")
     table.add_row("bare trafilatura.extract", str(bare["pages"]), str(bare["seconds"]), str(bare["docs_per_s"]),
                   "", "", "", "", "")
     for run in runs:
         table.add_row(f"winnow, {run['workers']} worker(s)", str(run["records"]),
                       str(run["seconds"]), str(run["docs_per_s"]), str(run["sdk_worker_peak_mib"]),
-                      str(run["sdk_worker_process_phase_mib"]), str(run["sdk_worker_write_phase_mib"]),
+                      str(run["sdk_worker_document_stages_mib"]), str(run["sdk_worker_writing_mib"]),
                       str(run["extractor_peak_mib"]), str(run["runner_peak_mib"]))
     console = Console()
     console.print(table)

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 import apache_beam as beam
 from apache_beam.io.filesystem import BeamIOError
 from apache_beam.io.filesystems import FileSystems
-from apache_beam.options.pipeline_options import PipelineOptions
+from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
 
 from pipeline.configfile import ConfigError
 from pipeline.job import DeadLetterConfig, InputConfig, Job, job_toml
@@ -21,11 +21,11 @@ from pipeline.dedup_report import WriteDedupReport
 from pipeline.schema import CLUSTERS_SCHEMA, CURATED_SCHEMA, REJECTED_SCHEMA, curated_row, rejected_row
 from pipeline.sinks import WriteShards, WriteStats
 from pipeline.stages import (
-    KEPT, REJECTED, TALLY, Decode, Extract, FilterQuality, IdentifyLanguage, InputFile, ReadDocuments, Repair,
+    KEPT, NAMESPACE, REJECTED, TALLY, Decode, Extract, FilterQuality, IdentifyLanguage, InputFile, ReadDocuments, Repair,
 )
 
 _WILDCARD = re.compile(r"[*?\[]")
-OUTPUT_NAMES = ("curated", "rejected", "dedup", "stats.json", "job.toml")
+OUTPUT_NAMES = ("curated", "rejected", "dedup", "stats.json", "metrics.json", "job.toml")
 
 
 def _is_local(path: str) -> bool:
@@ -77,6 +77,26 @@ def runner_flags(job: Job, extra: Sequence[str] = ()) -> list[str]:
         else:
             flags.append(f"--{key}={value}")
     return flags + list(extra)
+
+
+def local_runner(options: PipelineOptions):
+    """The runner a DirectRunner job runs on: Beam's portable local runner (FnApiRunner), chosen here.
+
+    Beam's DirectRunner would first try to download the Prism runner binary from GitHub at run
+    time, and run on it when the download works. winnow pins the local runner instead, so a run
+    needs no network and behaves the same on every machine; `--runner PrismRunner` still asks
+    for Prism explicitly. Other runners (Dataflow, Flink, Portable) are left to Beam.
+    """
+    name = options.view_as(StandardOptions).runner
+    if name not in (None, "DirectRunner", "direct", "Direct"):
+        return None
+    from apache_beam.portability.api import beam_provision_api_pb2
+    from apache_beam.runners.portability.fn_api_runner import fn_runner
+    from apache_beam.runners.portability.portable_runner import JobServiceHandle
+
+    encoded = JobServiceHandle.encode_pipeline_options(options.get_all_options())
+    provision = fn_runner.ExtendedProvisionInfo(beam_provision_api_pb2.ProvisionInfo(pipeline_options=encoded))
+    return fn_runner.FnApiRunner(provision_info=provision)
 
 
 def _sampled(doc_id: str, rate: float) -> bool:
@@ -188,11 +208,37 @@ def run_curation_pipeline(job: Job, extra_flags: Sequence[str] = (), overwrite: 
     run_dir = job.run_dir.rstrip("/")
     with FileSystems.create(f"{run_dir}/job.toml") as f:
         f.write(("# The resolved job, every default written out.\n" + job_toml(job)).encode())
-    p = beam.Pipeline(options=options)
+    p = beam.Pipeline(runner=local_runner(options), options=options)
     build_curation(p, job, files)
     result = p.run()
     result.wait_until_finish()
+    write_metrics(f"{run_dir}/metrics.json", result)
     return read_stats(run_dir), result
+
+
+def write_metrics(path: str, result) -> None:
+    """Beam's metrics in namespace winnow as the runner reports them: counters and distributions.
+
+    Unlike stats.json, these come from the runner (and include timing-dependent figures such
+    as each stage's worker memory), so they may differ between runners and runs.
+    """
+    from apache_beam.metrics.metric import MetricsFilter
+
+    from pipeline.sinks import write_json
+
+    try:
+        found = result.metrics().query(MetricsFilter().with_namespace(NAMESPACE))
+    except (NotImplementedError, AttributeError):  # a runner without metrics support
+        return
+    counters = {c.key.metric.name: c.committed if c.committed is not None else c.attempted
+                for c in found["counters"]}
+    distributions = {}
+    for d in found["distributions"]:
+        value = d.committed if d.committed is not None else d.attempted
+        if value is not None and value.count:
+            distributions[d.key.metric.name] = {"count": value.count, "min": value.min, "max": value.max,
+                                                "mean": round(value.sum / value.count, 3)}
+    write_json(path, {"counters": dict(sorted(counters.items())), "distributions": dict(sorted(distributions.items()))})
 
 
 def read_stats(run_dir: str) -> dict:

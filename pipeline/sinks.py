@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import math
@@ -22,30 +23,42 @@ def shard_name(index: int, count: int) -> str:
     return f"part-{index:05d}-of-{count:05d}.parquet"
 
 
-def _shard_of(doc_id: str, count: int) -> int:
+def shard_of(doc_id: str, count: int) -> int:
+    """The shard (of `count`) a row goes to, by its id."""
     # Ids are hex digests already; re-hash so rejected-file ids that share a prefix still spread.
     return int.from_bytes(hashlib.blake2b(doc_id.encode(), digest_size=8).digest(), "big") % count
+
+
+def shard_count(total_bytes: int, target_shard_bytes: int) -> int:
+    return max(1, math.ceil(total_bytes / target_shard_bytes))
+
+
+@contextlib.contextmanager
+def parquet_writer(path: str, schema: pa.Schema, compression: str, compression_level: int):
+    """A ParquetWriter on a new file at any Beam filesystem path."""
+    codec = None if compression == "none" else compression
+    options = {"compression_level": compression_level} if compression == "zstd" else {}
+    with FileSystems.create(path, mime_type="application/vnd.apache.parquet",
+                            compression_type=CompressionTypes.UNCOMPRESSED) as f:
+        with pq.ParquetWriter(f, schema, compression=codec, **options) as writer:
+            yield writer
 
 
 def write_parquet(path: str, rows: list[dict], schema: pa.Schema, row_group_bytes: int,
                   compression: str, compression_level: int) -> None:
     """One Parquet file, rows sorted by id, row groups of about row_group_bytes."""
     rows.sort(key=lambda r: r["id"])
-    codec = None if compression == "none" else compression
-    options = {"compression_level": compression_level} if compression == "zstd" else {}
-    with FileSystems.create(path, mime_type="application/vnd.apache.parquet",
-                            compression_type=CompressionTypes.UNCOMPRESSED) as f:
-        with pq.ParquetWriter(f, schema, compression=codec, **options) as writer:
-            group: list[dict] = []
-            size = 0
-            for row in rows:
-                group.append(row)
-                size += row_bytes(row)
-                if size >= row_group_bytes:
-                    writer.write_table(pa.Table.from_pylist(group, schema=schema))
-                    group, size = [], 0
-            if group or not rows:
+    with parquet_writer(path, schema, compression, compression_level) as writer:
+        group: list[dict] = []
+        size = 0
+        for row in rows:
+            group.append(row)
+            size += row_bytes(row)
+            if size >= row_group_bytes:
                 writer.write_table(pa.Table.from_pylist(group, schema=schema))
+                group, size = [], 0
+        if group or not rows:
+            writer.write_table(pa.Table.from_pylist(group, schema=schema))
 
 
 class _CountAndSize(beam.CombineFn):
@@ -83,7 +96,7 @@ class WriteShards(beam.PTransform):
     def expand(self, rows):
         size = rows | "MeasureOutput" >> beam.CombineGlobally(_CountAndSize())
         keyed = rows | "AssignShard" >> beam.Map(
-            lambda row, acc: (_shard_of(row["id"], self._shard_count(acc)), row), acc=beam.pvalue.AsSingleton(size))
+            lambda row, acc: (shard_of(row["id"], self._shard_count(acc)), row), acc=beam.pvalue.AsSingleton(size))
         written = (
             keyed
             | "GroupShard" >> beam.GroupByKey()
@@ -94,13 +107,16 @@ class WriteShards(beam.PTransform):
         return (written, empty) | "MergeWriteTallies" >> beam.Flatten()
 
     def _shard_count(self, acc: tuple[int, int]) -> int:
-        return max(1, math.ceil(acc[1] / self._target))
+        return shard_count(acc[1], self._target)
 
     def _write_shard(self, keyed: tuple[int, Iterable[dict]], acc) -> dict:
         shard, rows = keyed
         count = self._shard_count(acc)
         batch = list(rows)
         write_parquet(f"{self._directory}/{shard_name(shard, count)}", batch, self._schema, **self._write)
+        from pipeline.stages import record_worker_memory
+
+        record_worker_memory(f"write.{self._kind}")
         return {f"write.{self._kind}_rows": len(batch), f"write.{self._kind}_shards": 1}
 
     def _write_empty(self, acc) -> list[dict]:

@@ -9,6 +9,7 @@ the same on every runner. The same counts go to Beam counters for live monitorin
 from __future__ import annotations
 
 import os
+import resource
 import tempfile
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -46,6 +47,16 @@ def tally_key(stage: str, outcome: str, reason: str = "") -> str:
     return f"{stage}.{outcome}.{reason}" if reason else f"{stage}.{outcome}"
 
 
+def record_worker_memory(stage: str) -> None:
+    """The worker process's peak resident memory so far, as a Beam distribution named `<stage>.worker_peak_rss_mib`.
+
+    Recorded when a bundle finishes, so the distribution's maximum is the largest any worker
+    reached by the end of that stage's work, on any runner.
+    """
+    peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
+    Metrics.distribution(NAMESPACE, f"{stage}.worker_peak_rss_mib").update(int(peak_kib // 1024))
+
+
 def _global(value) -> WindowedValue:
     return WindowedValue(value, MIN_TIMESTAMP, [GlobalWindow()])
 
@@ -74,6 +85,7 @@ class AccountedFn(beam.DoFn):
     def finish_bundle(self):
         if not self._tally:
             return
+        record_worker_memory(self.stage)
         for name, value in self._tally.items():
             Metrics.counter(NAMESPACE, name).inc(value)
         yield TaggedOutput(TALLY, _global(dict(self._tally)))
