@@ -48,7 +48,27 @@ def build_stats(counts: Mapping[str, int], job_name: str) -> dict:
     }
     if written["curated_rows"] != kept:
         problems.append(f"curated rows written {written['curated_rows']} != kept {kept}")
-    return {
+    tokens = None
+    if "tokenize.in" in counts:
+        # Token shards are an output of the kept documents, not a stage of the books: a document
+        # too long to tokenize stays kept in curated/ and is counted here.
+        tokens = {
+            "in": counts.get("tokenize.in", 0),
+            "encoded": counts.get("tokenize.kept", 0),
+            "dropped": _by_reason(counts, "tokenize.dropped."),
+            "failed": _by_reason(counts, "tokenize.failed."),
+            "tokens": counts.get("tokenize.tokens", 0),
+            "rows_written": counts.get("write.tokens_rows", 0),
+            "shards_written": counts.get("write.tokens_shards", 0),
+        }
+        if tokens["in"] != kept:
+            problems.append(f"tokenize: in {tokens['in']} != kept {kept}")
+        out = tokens["encoded"] + sum(tokens["dropped"].values()) + sum(tokens["failed"].values())
+        if tokens["in"] != out:
+            problems.append(f"tokenize: in {tokens['in']} != encoded + dropped + failed {out}")
+        if tokens["rows_written"] != tokens["encoded"]:
+            problems.append(f"token rows written {tokens['rows_written']} != encoded {tokens['encoded']}")
+    stats = {
         "version": STATS_VERSION,
         "job": job_name,
         "input_files": counts.get("input.files", 0),
@@ -62,3 +82,6 @@ def build_stats(counts: Mapping[str, int], job_name: str) -> dict:
         "written": written,
         "notes": _by_reason(counts, "note."),
     }
+    if tokens is not None:
+        stats["tokens"] = tokens
+    return stats

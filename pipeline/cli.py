@@ -41,9 +41,13 @@ def _parser() -> argparse.ArgumentParser:
         "report", help="summarise a run's dedup report and (re)write its report.html",
         description="Print the dedup summary of a finished run and write RUN_DIR/dedup/report.html.")
     report.add_argument("run_dir", help="run directory (the job's output_dir)")
-    from model.commands import add_commands
+    from model.commands import add_commands as add_model_commands
+    from pipeline.tokenizer_commands import add_commands as add_tokenizer_commands
+    from train.commands import add_commands as add_train_commands
 
-    add_commands(commands)  # generate, export-hf
+    add_tokenizer_commands(commands)  # tokenizer train, tokenize, plan
+    add_train_commands(commands)  # train
+    add_model_commands(commands)  # generate, export-hf
     return parser
 
 
@@ -68,6 +72,14 @@ def print_summary(stats: dict, run_dir: str, console: Console) -> None:
                   f"{written['curated_shards']} shards)")
     console.print(f"rejected: {run_dir}/rejected/ ({written['rejected_rows']:,} documents, "
                   f"{written['rejected_shards']} shards)")
+    if "tokens" in stats:
+        tokens = stats["tokens"]
+        dropped = sum(tokens["dropped"].values()) + sum(tokens["failed"].values())
+        console.print(f"tokens:   {run_dir}/tokens/   ({tokens['tokens']:,} tokens, {tokens['encoded']:,} documents, "
+                      f"{tokens['shards_written']} shards" + (f", {dropped:,} not tokenized" if dropped else "") + ")")
+        console.print(f"tokenizer: {run_dir}/tokenizer/tokenizer.json")
+    if stats.get("stages") and any(s["stage"] == "dedup" and s["in"] for s in stats["stages"]):
+        console.print(f"dedup:    {run_dir}/dedup/report.html  (`winnow report {run_dir}`)")
     console.print(f"stats:    {run_dir}/stats.json")
     console.print(f"job:      {run_dir}/job.toml")
     if stats["balanced"]:

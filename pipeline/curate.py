@@ -25,7 +25,7 @@ from pipeline.stages import (
 )
 
 _WILDCARD = re.compile(r"[*?\[]")
-OUTPUT_NAMES = ("curated", "rejected", "dedup", "stats.json", "metrics.json", "job.toml")
+OUTPUT_NAMES = ("curated", "rejected", "dedup", "tokenizer", "tokens", "stats.json", "metrics.json", "job.toml")
 
 
 def _is_local(path: str) -> bool:
@@ -164,6 +164,15 @@ def build_curation(p: beam.Pipeline, job: Job, files: list[InputFile]) -> None:
                                              output.compression_level))
         dedup.report["tally"] = dedup.tally
         dedup.report | "DedupReport" >> WriteDedupReport(f"{run_dir}/dedup", job.job.name, job.dedup)
+    if job.tokenizer.enabled:
+        from pipeline.tokenize_stage import Tokenize, TrainTokenizer
+
+        tokenizer_path = docs | "TrainTokenizer" >> TrainTokenizer(job.tokenizer, f"{run_dir}/tokenizer")
+        tokens = docs | "Tokenize" >> Tokenize(
+            job.tokenizer, f"{run_dir}/tokens", tokenizer_path, target_shard_bytes=output.target_shard_bytes,
+            row_group_bytes=output.row_group_bytes, compression=output.compression,
+            compression_level=output.compression_level)
+        tallies.append(tokens.tally)
     tallies.append(
         docs
         | "ToCuratedRows" >> beam.Map(curated_row)

@@ -19,6 +19,7 @@ from pipeline.extract import ExtractConfig
 from pipeline.language import LanguageConfig, check_model_file
 from pipeline.quality import QualityConfig
 from pipeline.repair import RepairConfig
+from pipeline.tokenizer import TokenizerConfig
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -77,6 +78,7 @@ class Job:
     language: LanguageConfig = field(default_factory=LanguageConfig)
     quality: QualityConfig = field(default_factory=QualityConfig)
     dedup: DedupConfig = field(default_factory=DedupConfig)
+    tokenizer: TokenizerConfig = field(default_factory=TokenizerConfig)
     output: OutputConfig = field(default_factory=OutputConfig)
     dead_letter: DeadLetterConfig = field(default_factory=DeadLetterConfig)
     # The [runner] table: Beam pipeline options by flag name, e.g. runner = "DataflowRunner".
