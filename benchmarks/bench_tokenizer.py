@@ -36,6 +36,7 @@ import gzip
 import hashlib
 import json
 import os
+import shutil
 import statistics
 import sys
 import tempfile
@@ -178,7 +179,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
     from rich.console import Console
-    from rich.table import Table
 
     console = Console(stderr=True)
     web, docs = curated_documents(), documentation_documents(args.doc_mb)
@@ -192,6 +192,16 @@ def main(argv: list[str] | None = None) -> int:
     sample_bytes = sum(utf8_size(t) for t in sample)
 
     workdir = Path(tempfile.mkdtemp(prefix="winnow-bench-tokenizer-"))
+    try:
+        return _measure(args, console, web, docs, test, held_in, sample, sample_bytes, workdir)
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+def _measure(args, console, web, docs, test, held_in, sample, sample_bytes, workdir: Path) -> int:
+    from rich.console import Console
+    from rich.table import Table
+
     training, compression, tokenizers = [], [], {}
     for vocab_size in (int(v) for v in args.vocab_sizes.split(",")):
         config = TokenizerConfig(vocab_size=vocab_size, seed=args.seed)

@@ -267,7 +267,8 @@ class SampleDocument:
     size: int  # UTF-8 bytes
 
 
-def sample_candidate(doc_id: str, text: str | None, config: TokenizerConfig, threshold: int) -> SampleDocument | None:
+def sample_candidate(doc_id: str, text: str | None, config: TokenizerConfig,
+                     threshold: int) -> SampleDocument | None:
     """The document as a sample candidate when its rank is below `threshold` (see rank_threshold), else None.
 
     Empty and overlong documents never enter, nor text that is not valid Unicode (a lone
