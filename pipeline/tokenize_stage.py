@@ -141,12 +141,17 @@ class TrainTokenizer(beam.PTransform):
             docs
             | "AdmitByHash" >> beam.FlatMap(_admit, config, threshold=AsSingleton(threshold))
             | "KeepLowestRanks" >> beam.CombineGlobally(_KeepLowestRanks(config.sample_bytes))
-            | "TrainBpe" >> beam.Map(_train_and_write, config, self._path)
+            | "TrainBpe" >> beam.FlatMap(_train_and_write, config, self._path)
         )
 
 
-def _train_and_write(sample: SampleSelection, config: TokenizerConfig, path: str) -> str:
+def _train_and_write(sample: SampleSelection, config: TokenizerConfig, path: str) -> Iterator[str]:
     texts = sample.texts()
+    if not texts:
+        # A run that keeps no documents has nothing to train on: it writes no tokenizer and no
+        # token shards, and stats.json has no tokens section. The standalone command refuses.
+        logger.warning("no documents were kept: no tokenizer trained, no token shards written")
+        return
     size = sum(utf8_size(t) for t in texts)
     Metrics.counter(NAMESPACE, SAMPLE_DOCUMENTS).inc(len(texts))
     Metrics.counter(NAMESPACE, SAMPLE_BYTES).inc(size)
@@ -154,7 +159,7 @@ def _train_and_write(sample: SampleSelection, config: TokenizerConfig, path: str
     tokenizer = train_tokenizer(texts, config)
     logger.info("trained a %d-token BPE tokenizer on %d documents (%d bytes) in %.1f s",
                 tokenizer.get_vocab_size(), len(texts), size, time.perf_counter() - start)
-    return write_tokenizer(tokenizer, path)
+    yield write_tokenizer(tokenizer, path)
 
 
 def _admit(doc, config: TokenizerConfig, threshold: int) -> Iterator[SampleDocument]:
@@ -325,16 +330,18 @@ class _TokenShards:
         shard, rows = keyed
         return self._write(shard_name(shard, self.count(acc)), shard_rows(rows, np.dtype(info.dtype)), info)
 
-    def write_empty(self, _, acc: tuple[int, int], info: TokenizerInfo) -> list[dict]:
+    def write_empty(self, _, acc: tuple[int, int], info: TokenizerInfo | None) -> list[dict]:
         # With no rows at all, still leave one empty shard, so readers of the glob find a schema.
-        return [] if acc[0] else [self._write(shard_name(0, 1), ([], []), info)]
+        return [] if acc[0] or info is None else [self._write(shard_name(0, 1), ([], []), info)]
 
     def _write(self, name: str, rows: tuple[list[str], list[np.ndarray]], info: TokenizerInfo) -> dict:
         entry = write_token_shard(f"{self.directory}/{name}", *rows, np.dtype(info.dtype), self.row_group_bytes,
                                   self.compression, self.compression_level)
         return {**entry, "path": name}
 
-    def write_manifest(self, shards: list[dict], tally: dict, info: TokenizerInfo) -> dict:
+    def write_manifest(self, shards: list[dict], tally: dict, info: TokenizerInfo | None) -> dict:
+        if info is None:  # no tokenizer was trained: nothing was kept
+            return {}
         return write_manifest(self.directory, info, shards, tally)
 
 
@@ -357,7 +364,7 @@ class Tokenize(beam.PTransform):
 
     def expand(self, docs) -> TokenizeOutputs:
         shards = self._shards
-        info = AsSingleton(self._tokenizer_path | "ReadTokenizerInfo" >> beam.Map(tokenizer_info))
+        info = AsSingleton(self._tokenizer_path | "ReadTokenizerInfo" >> beam.Map(tokenizer_info), default_value=None)
         encoded = docs | "EncodeDocuments" >> beam.ParDo(
             _EncodeFn(self._config), AsSingleton(self._tokenizer_path)).with_outputs(TALLY, main="rows")
         rows = encoded["rows"]

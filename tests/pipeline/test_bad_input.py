@@ -153,3 +153,13 @@ def test_beam_counters_carry_the_same_counts_as_stats_json(corpus, tmp_path):
             assert counters[f"{name}.dropped.{reason}"] == count
         for reason, count in stage["failed"].items():
             assert counters[f"{name}.failed.{reason}"] == count
+
+
+def test_a_run_that_keeps_nothing_finishes_with_balanced_books(corpus, tmp_path):
+    job = job_from({"job": {"name": "none-kept", "output_dir": str(tmp_path / "run")},
+                    "input": {"paths": [f"{corpus}/*"]}, "language": {"languages": ["xx"]}})
+    stats = run_curation(job)
+    assert stats["balanced"], stats["problems"]
+    assert stats["kept"] == 0 and stats["records"] == stats["dropped"] + stats["failed"]
+    assert "tokens" not in stats and not (tmp_path / "run" / "tokenizer" / "tokenizer.json").exists()
+    assert pq.read_table(tmp_path / "run" / "curated").num_rows == 0
