@@ -141,15 +141,17 @@ class TrainTokenizer(beam.PTransform):
             docs
             | "AdmitByHash" >> beam.FlatMap(_admit, config, threshold=AsSingleton(threshold))
             | "KeepLowestRanks" >> beam.CombineGlobally(_KeepLowestRanks(config.sample_bytes))
-            | "TrainBpe" >> beam.FlatMap(_train_and_write, config, self._path)
+            | "TrainBpe" >> beam.FlatMap(_train_and_write, config, self._path,
+                                         documents=AsSingleton(docs | "CountDocuments" >> beam.combiners.Count.Globally()))
         )
 
 
-def _train_and_write(sample: SampleSelection, config: TokenizerConfig, path: str) -> Iterator[str]:
+def _train_and_write(sample: SampleSelection, config: TokenizerConfig, path: str, documents: int) -> Iterator[str]:
     texts = sample.texts()
-    if not texts:
-        # A run that keeps no documents has nothing to train on: it writes no tokenizer and no
-        # token shards, and stats.json has no tokens section. The standalone command refuses.
+    if documents == 0:
+        # A run that keeps no documents has nothing to tokenize: it writes no tokenizer and no
+        # token shards, and stats.json has no tokens section. Documents with no usable text
+        # (all empty or too long) still fail below, as the tokenizer could not encode them.
         logger.warning("no documents were kept: no tokenizer trained, no token shards written")
         return
     size = sum(utf8_size(t) for t in texts)
