@@ -9,8 +9,8 @@ web-page templates, with duplicates, spam, mojibake and non-HTML records), then 
   - peak resident memory of the SDK workers by stage (the pipeline records each worker's peak
     as Beam distributions, `RUN/metrics.json`), of each extractor child and of the runner process
 --scales repeats the 2-worker run on multiples of the corpus (default 2x), to show whether
-per-worker memory stays flat as the corpus grows. Dedup is switched off: it has benchmarks of
-its own (bench_dedup_*.py). Prints a table and one JSON line.
+per-worker memory stays flat as the corpus grows. Dedup and the tokenizer are switched off: they
+have benchmarks of their own (bench_dedup_*.py, bench_tokenizer.py). Prints a table and one JSON line.
 """
 
 from __future__ import annotations
@@ -82,7 +82,7 @@ def run_pipeline(corpus: Path, workers: int, tag: str) -> dict:
         f'[job]\nname = "bench-{tag}"\noutput_dir = "{run_dir}"\n\n[input]\npaths = ["{corpus}/*.warc.gz"]\n'
         # Small shards, so a doubled corpus means more shards, not bigger ones: the writer's
         # memory is bounded by the shard size, as it is at scale with the default 128 MiB.
-        f'\n[output]\ntarget_shard_bytes = {4 << 20}\n\n[dedup]\nenabled = false\n')
+        f'\n[output]\ntarget_shard_bytes = {4 << 20}\n\n[dedup]\nenabled = false\n\n[tokenizer]\nenabled = false\n')
     command = [sys.executable, "-m", "pipeline.cli", "run", str(job), "--overwrite", "--",
                "--direct_running_mode=multi_processing", f"--direct_num_workers={workers}"]
     start = time.perf_counter()

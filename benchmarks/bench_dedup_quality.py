@@ -492,7 +492,7 @@ def load_or_build(sources_wanted: int, variant_share: float, max_variants: int,
 # ---------------------------------------------------------------------------- the pipeline run
 
 
-def run_winnow(corpus: Path, verify: bool, workers: int) -> tuple[Path, float]:
+def run_winnow(corpus: Path, verify: bool, workers: int, minhash: list[str]) -> tuple[Path, float]:
     tag = "verify" if verify else "no-verify"
     run_dir = corpus / f"run-{tag}"
     job = corpus / f"job-{tag}.toml"
@@ -503,8 +503,10 @@ def run_winnow(corpus: Path, verify: bool, workers: int) -> tuple[Path, float]:
         '[language]\nlanguages = []\nmin_score = 0.0\n\n'
         f"[quality.c4]\n{off}\n[quality.gopher_quality]\n{off}\n[quality.gopher_repetition]\n{off}\n"
         f"[quality.fineweb]\n{off}\n"
+        "[tokenizer]\nenabled = false\n\n"
         "[dedup]\nexact = true\nnear = true\n\n"
-        f"[dedup.minhash]\nthreshold = {THRESHOLD}\nverify = {'true' if verify else 'false'}\n")
+        "[dedup.minhash]\n" + ("\n".join(minhash) if minhash else f"threshold = {THRESHOLD}")
+        + f"\nverify = {'true' if verify else 'false'}\n")
     command = [sys.executable, "-m", "pipeline.cli", "run", str(job), "--overwrite"]
     if workers > 1:
         command += ["--", "--direct_running_mode=multi_processing", f"--direct_num_workers={workers}"]
@@ -555,6 +557,9 @@ def main() -> None:
                         help="variants per source at most; 1 also leaves out the edits that make several documents")
     parser.add_argument("--seed", type=int, default=11)
     parser.add_argument("--workers", type=int, default=1, help="DirectRunner worker processes for `winnow run`")
+    parser.add_argument("--minhash", nargs="*", default=[],
+                        help="[dedup.minhash] lines instead of `threshold = 0.8`, e.g. "
+                             "--minhash 'bands = 14' 'rows = 8' 'verify_threshold = 0.8'")
     args = parser.parse_args()
 
     from rich.console import Console
@@ -584,7 +589,7 @@ def main() -> None:
 
     runs = {}
     for verify in (True, False):
-        run_dir, seconds = run_winnow(corpus, verify, args.workers)
+        run_dir, seconds = run_winnow(corpus, verify, args.workers, args.minhash)
         labels = predicted_labels(run_dir, ids)
         predicted = pairs_of(labels)
         report = json.loads((run_dir / "dedup" / "report.json").read_text())

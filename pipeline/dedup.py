@@ -224,24 +224,38 @@ class _KeepOnePerKey(beam.PTransform):
         return survivors, grouped[REJECTED], grouped[CLUSTER_ROWS]
 
 
-class _BucketEdgesFn(beam.DoFn):
-    """One LSH bucket: each member paired with the bucket's smallest id, checked against the threshold."""
+def _bucket_pairs(keyed: tuple[bytes, Iterable[str]]) -> Iterator[tuple[tuple[str, str], None]]:
+    """One LSH bucket: each member paired with the bucket's smallest id (ids only; signatures join later)."""
+    _, members = keyed
+    members = sorted(set(members))
+    head = members[0]
+    for other in members[1:]:
+        yield (other, head), None
+
+
+def _attach_first(keyed: tuple[str, dict]) -> Iterator[tuple[str, tuple[str, bytes]]]:
+    """Join by a pair's first id: each pair (a, b) leaves keyed by b, carrying a's signature."""
+    _, joined = keyed
+    for signature in joined["signature"]:
+        for b in joined["pair"]:
+            yield b, (keyed[0], signature)
+
+
+class _VerifyFn(beam.DoFn):
+    """Join by a pair's second id: the pair's Jaccard similarity, estimated from both signatures."""
 
     def __init__(self, threshold: float, verify: bool):
         self._threshold = threshold
         self._verify = verify
 
-    def process(self, keyed: tuple[bytes, Iterable[tuple[str, bytes]]]) -> Iterator[Candidate]:
-        _, members = keyed
-        members = sorted(dict(members).items())  # one entry per id, in id order
-        if len(members) < 2:
-            return
-        head_id, head_sig = members[0]
-        head = np.frombuffer(head_sig, dtype="<u8")
-        for other_id, other_sig in members[1:]:
-            similarity = estimated_jaccard(head, np.frombuffer(other_sig, dtype="<u8"))
-            passed = similarity >= self._threshold or not self._verify
-            yield Candidate(a=other_id, b=head_id, estimated=similarity, passed=passed)
+    def process(self, keyed: tuple[str, dict]) -> Iterator[Candidate]:
+        b, joined = keyed
+        for signature_b in joined["signature"]:
+            values_b = np.frombuffer(signature_b, dtype="<u8")
+            for a, signature_a in joined["pair"]:
+                similarity = estimated_jaccard(np.frombuffer(signature_a, dtype="<u8"), values_b)
+                yield Candidate(a=a, b=b, estimated=similarity,
+                                passed=similarity >= self._threshold or not self._verify)
 
 
 class _ResolveClusterFn(beam.DoFn):
@@ -383,17 +397,29 @@ class Deduplicate(beam.PTransform):
         if config.near:
             rows_per_band = minhash.rows
             bands = minhash.bands
-            candidates = (
+            # Buckets hold ids only; each candidate pair then meets both signatures in two joins
+            # by id, so the largest shuffle carries a few bytes per band instead of a signature.
+            pairs = (
                 live
                 | "BandKeys" >> beam.FlatMap(
-                    lambda s: [(key, (s.id, s.signature))
+                    lambda s: [(key, s.id)
                                for key in (band_keys(s.values(), bands=bands, rows=rows_per_band) if s.signature else ())])
                 | "GroupBands" >> beam.GroupByKey()
-                | "PairInBucket" >> beam.ParDo(_BucketEdgesFn(minhash.similarity_threshold, minhash.verify))
+                | "PairInBucket" >> beam.FlatMap(_bucket_pairs)
                 # A pair met in several bands is one candidate.
-                | "OnePerPair" >> beam.Map(lambda c: ((c.a, c.b), c))
                 | "GroupPairs" >> beam.GroupByKey()
-                | "FirstOfPair" >> beam.Map(lambda kv: next(iter(kv[1])))
+                | "ByFirst" >> beam.Map(lambda kv: kv[0])
+            )
+            signatures = live | "SignatureById" >> beam.FlatMap(lambda s: [(s.id, s.signature)] if s.signature else [])
+            candidates = (
+                {"pair": pairs, "signature": signatures}
+                | "JoinFirst" >> beam.CoGroupByKey()
+                | "AttachFirst" >> beam.FlatMap(_attach_first)
+            )
+            candidates = (
+                {"pair": candidates, "signature": signatures}
+                | "JoinSecond" >> beam.CoGroupByKey()
+                | "Verify" >> beam.ParDo(_VerifyFn(minhash.similarity_threshold, minhash.verify))
             )
             notes.append(candidates | "CountCandidates" >> beam.Map(_note_tally(DedupNote.CANDIDATE_EDGES)))
             notes.append(candidates | "FailedVerification" >> beam.Filter(lambda c: not c.passed)

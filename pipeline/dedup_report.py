@@ -76,7 +76,8 @@ def build_report(job_name: str, config: DedupConfig, counts: dict, largest: list
         "job": job_name,
         "parameters": {
             "ngram": minhash.ngram, "num_perm": minhash.num_perm, "bands": minhash.bands, "rows": minhash.rows,
-            "threshold": minhash.threshold, "similarity_threshold": round(minhash.similarity_threshold, 4),
+            "threshold": minhash.threshold, "verify_threshold": minhash.verify_threshold,
+            "similarity_threshold": round(minhash.similarity_threshold, 4),
             "seed": minhash.seed, "scheme": minhash.scheme, "verify": minhash.verify,
             "url_dedup": config.url, "exact_dedup": config.exact, "near_dedup": config.near,
             "keep_order": KEEP_ORDER, "url_keep_order": URL_KEEP_ORDER,
