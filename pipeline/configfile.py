@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
+import os
+import tomllib
 import types
 import typing
 from collections.abc import Mapping
@@ -124,6 +126,26 @@ def build(cls: type, table: Mapping[str, Any], where: str) -> Any:
         raise
     except ValueError as error:
         raise ConfigError(f"{where}: {error}" if where else str(error)) from None
+
+
+def parse_file_table(cls: type, table: Mapping[str, Any], source: str) -> Any:
+    """Build `cls` from a parsed TOML file; errors are one line naming the file and the key."""
+    try:
+        return build(cls, table, "")
+    except ConfigError as error:
+        raise ConfigError(f"{source}: {error}") from None
+
+
+def read_toml(path: str | os.PathLike) -> dict[str, Any]:
+    """A TOML file's table; an unreadable file or invalid TOML is a one-line ConfigError."""
+    try:
+        raw = open(path, "rb").read()
+    except OSError as error:
+        raise ConfigError(f"{path}: cannot read the job file ({error.strerror})") from None
+    try:
+        return tomllib.loads(raw.decode("utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as error:
+        raise ConfigError(f"{path}: not valid TOML: {error}") from None
 
 
 def to_table(config: Any) -> dict[str, Any]:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from collections.abc import Mapping
@@ -12,7 +11,7 @@ from typing import Any, Literal
 
 import tomli_w
 
-from pipeline.configfile import ConfigError, build, to_table
+from pipeline.configfile import ConfigError, parse_file_table, read_toml, to_table
 from pipeline.decode import DecodeConfig
 from pipeline.dedup import DedupConfig
 from pipeline.extract import ExtractConfig
@@ -91,24 +90,13 @@ class Job:
 
 def parse_job(table: dict[str, Any], source: str) -> Job:
     """Build a Job from a parsed TOML table; errors are one line naming the file and key."""
-    try:
-        return build(Job, table, "")
-    except ConfigError as error:
-        raise ConfigError(f"{source}: {error}") from None
+    return parse_file_table(Job, table, source)
 
 
 def load_job(path: str | os.PathLike) -> Job:
     """Read and check a job file; every problem is a ConfigError with a one-line message."""
     path = Path(path)
-    try:
-        raw = path.read_bytes()
-    except OSError as error:
-        raise ConfigError(f"{path}: cannot read the job file ({error.strerror})") from None
-    try:
-        table = tomllib.loads(raw.decode("utf-8"))
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as error:
-        raise ConfigError(f"{path}: not valid TOML: {error}") from None
-    job = resolve_paths(parse_job(table, str(path)))
+    job = resolve_paths(parse_job(read_toml(path), str(path)))
     try:
         check_model_file(job.language)
     except FileNotFoundError as error:

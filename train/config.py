@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -13,7 +12,7 @@ from typing import Any, Literal
 import tomli_w
 
 from model.config import PRESETS
-from pipeline.configfile import ConfigError, build, to_table
+from pipeline.configfile import parse_file_table, read_toml, to_table
 
 
 def _positive(section: Any, *names: str) -> None:
@@ -166,10 +165,7 @@ class TrainJob:
 
 def parse_train_job(table: Mapping[str, Any], source: str) -> TrainJob:
     """Build a TrainJob from a parsed TOML table; errors are one line naming the file and key."""
-    try:
-        return build(TrainJob, table, "")
-    except ConfigError as error:
-        raise ConfigError(f"{source}: {error}") from None
+    return parse_file_table(TrainJob, table, source)
 
 
 def _absolute(path: str) -> str:
@@ -190,15 +186,7 @@ def resolve_paths(job: TrainJob) -> TrainJob:
 def load_train_job(path: str | os.PathLike) -> TrainJob:
     """Read and check a training job file; every problem is a one-line ConfigError."""
     path = Path(path)
-    try:
-        raw = path.read_bytes()
-    except OSError as error:
-        raise ConfigError(f"{path}: cannot read the job file ({error.strerror})") from None
-    try:
-        table = tomllib.loads(raw.decode("utf-8"))
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as error:
-        raise ConfigError(f"{path}: not valid TOML: {error}") from None
-    return resolve_paths(parse_train_job(table, str(path)))
+    return resolve_paths(parse_train_job(read_toml(path), str(path)))
 
 
 def train_job_toml(job: TrainJob) -> str:
