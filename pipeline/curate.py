@@ -39,19 +39,32 @@ def _fixed_prefix(pattern: str) -> str:
     return head[: head.rfind("/") + 1]
 
 
+def match_files(pattern: str) -> tuple[str, list]:
+    """The files (not directories) a glob matches on any Beam filesystem, local patterns made absolute.
+
+    Returns the pattern as matched and Beam's file metadata; a ValueError says when the pattern
+    cannot be listed or matches nothing.
+    """
+    if _is_local(pattern):
+        pattern = os.path.abspath(pattern)
+    try:
+        metadata = FileSystems.match([pattern])[0].metadata_list
+    except BeamIOError as error:
+        raise ValueError(f"cannot list {pattern!r}: {error}") from None
+    files = [m for m in metadata if not m.path.endswith("/")]
+    if not files:
+        raise ValueError(f"{pattern!r} matches no files; check the path or glob")
+    return pattern, files
+
+
 def match_inputs(config: InputConfig) -> list[InputFile]:
     """Every input file the globs match, sorted; a glob that matches nothing is a ConfigError."""
     found: dict[str, InputFile] = {}
     for pattern in config.paths:
-        if _is_local(pattern):
-            pattern = os.path.abspath(pattern)
         try:
-            metadata = FileSystems.match([pattern])[0].metadata_list
-        except BeamIOError as error:
-            raise ConfigError(f"input.paths: cannot list {pattern!r}: {error}") from None
-        files = [m for m in metadata if not m.path.endswith("/")]
-        if not files:
-            raise ConfigError(f"input.paths: {pattern!r} matches no files; check the path or glob")
+            pattern, files = match_files(pattern)
+        except ValueError as error:
+            raise ConfigError(f"input.paths: {error}") from None
         prefix = _fixed_prefix(pattern)
         for m in files:
             fmt = config.format

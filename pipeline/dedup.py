@@ -320,10 +320,18 @@ class _ApplyRemovalsFn(AccountedFn):
     def __init__(self, text_chars: int):
         self._text_chars = text_chars
 
+    def _id_sets(self, shown_ids: list, pair_ids: list) -> tuple[set, set]:
+        # The side inputs are the same lists for every document of a bundle: build the sets once.
+        sources = getattr(self, "_sources", (None, None))
+        if sources[0] is not shown_ids or sources[1] is not pair_ids:
+            self._sources = (shown_ids, pair_ids)
+            self._sets = (set(shown_ids), set(pair_ids))
+        return self._sets
+
     def process(self, keyed, shown_ids, pair_ids) -> Iterator:
         doc_id, joined = keyed
         removals = list(joined["removed"])
-        shown, paired = set(shown_ids), set(pair_ids)
+        shown, paired = self._id_sets(shown_ids, pair_ids)
         for doc in joined["doc"]:
             self._tally[self._in_key] += 1
             removed = bool(removals)

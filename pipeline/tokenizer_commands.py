@@ -98,21 +98,14 @@ def _progress():
 
 def match_shards(patterns: Sequence[str]) -> list[tuple[str, int]]:
     """(path, size) of every file the patterns match, sorted; a pattern that matches nothing is an error."""
-    from apache_beam.io.filesystem import BeamIOError
-    from apache_beam.io.filesystems import FileSystems
+    from pipeline.curate import match_files
 
     found: dict[str, int] = {}
     for pattern in patterns:
-        if "://" not in pattern:
-            pattern = os.path.abspath(pattern)
         try:
-            metadata = FileSystems.match([pattern])[0].metadata_list
-        except BeamIOError as error:
-            raise CommandError(f"--input {pattern!r}: cannot list ({error})") from None
-        files = [m for m in metadata if not m.path.endswith("/")]
-        if not files:
-            raise CommandError(f"--input {pattern!r} matches no files; check the path or glob "
-                               f"(curated shards are RUN_DIR/curated/*.parquet)")
+            _, files = match_files(pattern)
+        except ValueError as error:
+            raise CommandError(f"--input {error} (curated shards are RUN_DIR/curated/*.parquet)") from None
         for m in files:
             found[m.path] = m.size_in_bytes
     return sorted(found.items())

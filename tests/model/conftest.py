@@ -12,6 +12,7 @@ from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 
 from model import Transformer, preset
 from model.model_dir import END_OF_TEXT, PAD
+from tests.fixtures.torch_threads import one_torch_thread  # noqa: F401  (autouse)
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
 TEXT_FILE = FIXTURES / "model_text.txt"
@@ -30,15 +31,6 @@ def build_tokenizer(vocab_size: int = 384) -> Tokenizer:
                                   initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False)
     tokenizer.train_from_iterator(text_lines(), trainer=trainer)
     return tokenizer
-
-
-@pytest.fixture(scope="package", autouse=True)
-def one_torch_thread():
-    """Tiny matmuls run faster on one thread than on two that wait for each other."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="session")

@@ -11,20 +11,11 @@ from typing import Any
 
 import pytest
 import tomli_w
-import torch
 
 from tests.fixtures.token_shards import build_tokenizer, patterned_documents, write_token_dir
+from tests.fixtures.torch_threads import one_torch_thread  # noqa: F401  (autouse)
 
 REPO = Path(__file__).resolve().parents[2]
-
-
-@pytest.fixture(scope="package", autouse=True)
-def one_torch_thread():
-    """Two cores are shared by the test and its worker processes: one thread each."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="session")
