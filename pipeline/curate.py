@@ -19,13 +19,16 @@ from pipeline.readers import detect_format
 from pipeline.dedup import Deduplicate
 from pipeline.dedup_report import WriteDedupReport
 from pipeline.schema import CLUSTERS_SCHEMA, CURATED_SCHEMA, REJECTED_SCHEMA, curated_row, rejected_row
-from pipeline.sinks import WriteShards, WriteStats
+from pipeline.sinks import WriteShards, WriteStats, remove_tree
 from pipeline.stages import (
     KEPT, NAMESPACE, REJECTED, TALLY, Decode, Extract, FilterQuality, IdentifyLanguage, InputFile, ReadDocuments, Repair,
 )
 
+TEMP_DIR = "_temporary"  # spill files while a run writes its shards; gone when it ends
 _WILDCARD = re.compile(r"[*?\[]")
-OUTPUT_NAMES = ("curated", "rejected", "dedup", "tokenizer", "tokens", "stats.json", "metrics.json", "job.toml")
+OUTPUT_NAMES = (
+    "curated", "rejected", "dedup", "tokenizer", "tokens", "stats.json", "metrics.json", "job.toml", TEMP_DIR,
+)
 
 
 def _is_local(path: str) -> bool:
@@ -120,9 +123,10 @@ def _sampled(doc_id: str, rate: float) -> bool:
 
 
 class WriteRejected(beam.PTransform):
-    def __init__(self, directory: str, config: DeadLetterConfig, job: Job):
+    def __init__(self, directory: str, config: DeadLetterConfig, job: Job, temp_dir: str):
         super().__init__()
         self._directory = directory
+        self._temp_dir = temp_dir
         self._config = config
         self._output = job.output
 
@@ -134,13 +138,15 @@ class WriteRejected(beam.PTransform):
             | "ToRejectedRows" >> beam.Map(rejected_row, config.max_payload_bytes)
             | "WriteRejectedShards" >> WriteShards(
                 self._directory, "rejected", REJECTED_SCHEMA, self._output.target_shard_bytes,
-                self._output.row_group_bytes, self._output.compression, self._output.compression_level)
+                self._output.row_group_bytes, self._output.compression, self._output.compression_level,
+                temp_dir=self._temp_dir)
         )
 
 
 def build_curation(p: beam.Pipeline, job: Job, files: list[InputFile]) -> None:
     """Wire the whole curation pipeline onto `p`."""
     run_dir = job.run_dir.rstrip("/")
+    temp = f"{run_dir}/{TEMP_DIR}"
     tallies = [p | "CountInputFiles" >> beam.Create([{"input.files": len(files)}])]
     rejected = []
     config = job.input
@@ -174,7 +180,7 @@ def build_curation(p: beam.Pipeline, job: Job, files: list[InputFile]) -> None:
             dedup.cluster_rows
             | "WriteClusters" >> WriteShards(f"{run_dir}/dedup/clusters.parquet", "clusters", CLUSTERS_SCHEMA,
                                              output.target_shard_bytes, output.row_group_bytes, output.compression,
-                                             output.compression_level))
+                                             output.compression_level, temp_dir=f"{temp}/clusters"))
         dedup.report["tally"] = dedup.tally
         dedup.report | "DedupReport" >> WriteDedupReport(f"{run_dir}/dedup", job.job.name, job.dedup)
     if job.tokenizer.enabled:
@@ -184,17 +190,19 @@ def build_curation(p: beam.Pipeline, job: Job, files: list[InputFile]) -> None:
         tokens = docs | "Tokenize" >> Tokenize(
             job.tokenizer, f"{run_dir}/tokens", tokenizer_path, target_shard_bytes=output.target_shard_bytes,
             row_group_bytes=output.row_group_bytes, compression=output.compression,
-            compression_level=output.compression_level)
+            compression_level=output.compression_level, temp_dir=f"{temp}/tokens")
         tallies.append(tokens.tally)
     tallies.append(
         docs
         | "ToCuratedRows" >> beam.Map(curated_row)
         | "WriteCurated" >> WriteShards(f"{run_dir}/curated", "curated", CURATED_SCHEMA, output.target_shard_bytes,
-                                        output.row_group_bytes, output.compression, output.compression_level)
+                                        output.row_group_bytes, output.compression, output.compression_level,
+                                        temp_dir=f"{temp}/curated")
     )
     all_rejected = tuple(rejected) | "MergeRejected" >> beam.Flatten()
     if job.dead_letter.enabled:
-        tallies.append(all_rejected | "WriteRejected" >> WriteRejected(f"{run_dir}/rejected", job.dead_letter, job))
+        tallies.append(all_rejected | "WriteRejected" >> WriteRejected(f"{run_dir}/rejected", job.dead_letter, job,
+                                                                      f"{temp}/rejected"))
     tuple(tallies) | "MergeAllTallies" >> beam.Flatten() | "Stats" >> WriteStats(f"{run_dir}/stats.json", job.job.name)
 
 
@@ -203,7 +211,7 @@ def prepare_run_dir(job: Job, overwrite: bool) -> None:
     run_dir = job.run_dir.rstrip("/")
     existing = []
     for name in OUTPUT_NAMES:
-        pattern = f"{run_dir}/{name}" + ("/*" if "." not in name else "")
+        pattern = f"{run_dir}/{name}" + ("/**" if "." not in name else "")
         try:
             existing += [m.path for m in FileSystems.match([pattern])[0].metadata_list]
         except BeamIOError:
@@ -234,6 +242,7 @@ def run_curation_pipeline(job: Job, extra_flags: Sequence[str] = (), overwrite: 
     build_curation(p, job, files)
     result = p.run()
     result.wait_until_finish()
+    remove_tree(f"{run_dir}/{TEMP_DIR}")  # each writer removed its own spill files; this is the empty rest
     write_metrics(f"{run_dir}/metrics.json", result)
     return read_stats(run_dir), result
 

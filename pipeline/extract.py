@@ -124,9 +124,13 @@ class IsolatedExtractor:
         _send(process.stdin, dataclasses.asdict(self._config))
         return process
 
-    def extract(self, html: str, url: str | None) -> str | None:
+    def start(self) -> None:
+        """Start the child now (it imports trafilatura while the caller goes on); `extract` restarts it as needed."""
         if self._process is None or self._process.poll() is not None:
             self._process = self._start()
+
+    def extract(self, html: str, url: str | None) -> str | None:
+        self.start()
         process = self._process
         try:
             _send(process.stdin, (html, url))

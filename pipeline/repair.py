@@ -119,6 +119,8 @@ def _required_characters(pattern: re.Pattern) -> tuple[set[int], int]:
 
 _MOJIBAKE_CHARS, _MOJIBAKE_WIDTH = _required_characters(BADNESS_RE)
 _MOJIBAKE_CHAR = re.compile(_char_class(_MOJIBAKE_CHARS))
+# A line with none of these is left as it is by ftfy when it is already in normal form.
+_NOTABLE = re.compile(_char_class(_TOUCHED_CODEPOINTS | _MOJIBAKE_CHARS))
 
 
 def is_bad(text: str) -> bool:
@@ -139,48 +141,64 @@ def _ftfy_config(config: RepairConfig, unescape: bool | str) -> ftfy.TextFixerCo
 def fix_text_by_line(text: str, config: RepairConfig) -> str:
     """Exactly `ftfy.fix_text`, passing through lines that ftfy would return unchanged.
 
-    ftfy works line by line, and most lines need nothing: those made only of characters ftfy
-    never touches, and those with no character any fixer acts on and no mojibake by ftfy's own
-    test (`is_bad`). A line whose only such characters are full-width
-    forms and curly quotes gets those two fixers and the normal form, as ftfy's first pass
-    would, when the result leaves a second pass nothing to do. ftfy's one rule that carries
-    across lines, that HTML unescaping stops after the first line holding a '<', is kept.
-    Equality with ftfy is tested.
+    ftfy works line by line, and most lines need nothing: those with no character any fixer
+    acts on, no character that every mojibake match by ftfy's own test (`is_bad`) holds, and
+    already in the normal form. One scan of the whole text finds the lines that hold such a
+    character; only those are looked at one by one. A line whose only such characters are
+    full-width forms and curly quotes gets those two fixers and the normal form, as ftfy's
+    first pass would, when the result leaves a second pass nothing to do. ftfy's one rule that
+    carries across lines, that HTML unescaping stops after the first line holding a '<', is
+    kept. Equality with ftfy is tested.
     """
+    form = None if config.normalization == "none" else config.normalization
+    # Normal forms compose nothing across a newline, so a normalised text has normalised lines.
+    normal_text = form is None or unicodedata.is_normalized(form, text)
+    if normal_text and not _NOTABLE.search(text):
+        return text
     auto = _ftfy_config(config, "auto")
     no_unescape = _ftfy_config(config, False)
-    current = auto
-    form = None if config.normalization == "none" else config.normalization
+    lt = text.find("<")
+    # Lines from the one holding the first '<' on are fixed without HTML unescaping.
+    escape_end = len(text) if lt < 0 else text.rfind("\n", 0, lt) + 1
+    if normal_text:
+        # Only lines holding a notable character can change.
+        starts = sorted({text.rfind("\n", 0, m.start()) + 1 for m in _NOTABLE.finditer(text)})
+    else:
+        starts = [0]
+        pos = text.find("\n") + 1
+        while 0 < pos < len(text):
+            starts.append(pos)
+            pos = text.find("\n", pos) + 1
     out = []
-    pos = 0
-    end_of_text = len(text)
-    while pos < end_of_text:
-        end = text.find("\n", pos) + 1 or end_of_text
-        segment = text[pos:end]
-        if current is auto and "<" in segment:
-            current = no_unescape
-        pos = end
-        if _INERT_LINE.fullmatch(segment):
-            out.append(segment)
-            continue
-        if not _TOUCHED.search(segment):
-            if not is_bad(segment):
-                # Nothing for any fixer here and no mojibake: ftfy would only normalise the line.
-                # If normalising changes it, ftfy would look again, so let ftfy do it.
-                normal = unicodedata.normalize(form, segment) if form else segment
-                if normal == segment:
-                    out.append(segment)
-                    continue
-        elif not _NEEDS_FTFY.search(segment) and not is_bad(segment):
-            fixed = uncurl_quotes(fix_character_width(segment))
-            if form:
-                fixed = unicodedata.normalize(form, fixed)
-            # ftfy stops after a pass that changes nothing: check that its second pass would not.
-            if not _TOUCHED.search(fixed) and not is_bad(fixed):
-                out.append(fixed)
-                continue
-        out.append(ftfy.fix_text(segment, current))
+    done = 0
+    for start in starts:
+        end = text.find("\n", start) + 1 or len(text)
+        out.append(text[done:start])
+        done = end
+        out.append(_fix_line(text[start:end], form, auto if start < escape_end else no_unescape))
+    out.append(text[done:])
     return "".join(out)
+
+
+def _fix_line(segment: str, form: str | None, fixer: ftfy.TextFixerConfig) -> str:
+    """ftfy.fix_text of one line, with fast answers for the lines ftfy would barely touch."""
+    if _INERT_LINE.fullmatch(segment):
+        return segment
+    if not _TOUCHED.search(segment):
+        if not is_bad(segment):
+            # Nothing for any fixer here and no mojibake: ftfy would only normalise the line.
+            # If normalising changes it, ftfy would look again, so let ftfy do it.
+            normal = unicodedata.normalize(form, segment) if form else segment
+            if normal == segment:
+                return segment
+    elif not _NEEDS_FTFY.search(segment) and not is_bad(segment):
+        fixed = uncurl_quotes(fix_character_width(segment))
+        if form:
+            fixed = unicodedata.normalize(form, fixed)
+        # ftfy stops after a pass that changes nothing: check that its second pass would not.
+        if not _TOUCHED.search(fixed) and not is_bad(fixed):
+            return fixed
+    return ftfy.fix_text(segment, fixer)
 
 
 def repair_text(text: str, config: RepairConfig) -> str:

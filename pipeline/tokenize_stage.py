@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 import apache_beam as beam
 import numpy as np
+import pyarrow as pa
 from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.metrics import Metrics
@@ -28,7 +29,7 @@ from apache_beam.utils.windowed_value import WindowedValue
 from tokenizers import Tokenizer
 
 from pipeline.document import Outcome
-from pipeline.sinks import MergeCounts, parquet_writer, shard_count, shard_name, shard_of, write_json, write_text
+from pipeline.sinks import MergeCounts, ShardedWrite, parquet_writer, shard_name, write_json, write_text
 from pipeline.stages import NAMESPACE, TALLY, tally_key
 from pipeline.token_manifest import MANIFEST_FILE, build_manifest
 from pipeline.tokenizer import (
@@ -292,18 +293,16 @@ def write_token_shard(path: str, ids: Sequence[str], tokens: Sequence[np.ndarray
     return {"path": path, "documents": len(ids), "tokens": int(sum(len(t) for t in tokens))}
 
 
-class _CountAndTextBytes(beam.CombineFn):
-    def create_accumulator(self):
-        return (0, 0)
+# Token rows as the shard writer spills them.
+TOKEN_ROW_SCHEMA = pa.schema([("id", pa.string()), ("tokens", pa.binary()), ("text_bytes", pa.int64())])
 
-    def add_input(self, acc, row: TokenRow):
-        return (acc[0] + 1, acc[1] + row[2])
 
-    def merge_accumulators(self, accs):
-        return (sum(a[0] for a in accs), sum(a[1] for a in accs))
+def _token_row(row: TokenRow) -> dict:
+    return {"id": row[0], "tokens": row[1], "text_bytes": row[2]}
 
-    def extract_output(self, acc):
-        return acc
+
+def _text_bytes(row: dict) -> int:
+    return row["text_bytes"]
 
 
 @dataclass
@@ -322,23 +321,15 @@ class _TokenShards:
     compression: str
     compression_level: int
 
-    def count(self, acc: tuple[int, int]) -> int:
-        return shard_count(acc[1], self.target_shard_bytes)
-
-    def assign(self, row: TokenRow, acc: tuple[int, int]) -> tuple[int, TokenRow]:
-        return shard_of(row[0], self.count(acc)), row
-
-    def write(self, keyed: tuple[int, Iterable[TokenRow]], acc: tuple[int, int], info: TokenizerInfo) -> dict:
-        shard, rows = keyed
-        return self._write(shard_name(shard, self.count(acc)), shard_rows(rows, np.dtype(info.dtype)), info)
-
-    def write_empty(self, _, acc: tuple[int, int], info: TokenizerInfo | None) -> list[dict]:
-        # With no rows at all, still leave one empty shard, so readers of the glob find a schema.
-        return [] if acc[0] or info is None else [self._write(shard_name(0, 1), ([], []), info)]
-
-    def _write(self, name: str, rows: tuple[list[str], list[np.ndarray]], info: TokenizerInfo) -> dict:
-        entry = write_token_shard(f"{self.directory}/{name}", *rows, np.dtype(info.dtype), self.row_group_bytes,
-                                  self.compression, self.compression_level)
+    def write(self, shard: int, count: int, table: pa.Table, info: TokenizerInfo | None) -> dict:
+        """One token shard from the shard writer's table (sorted by id) of token rows."""
+        if info is None:  # no tokenizer was trained: nothing was kept
+            return {}
+        dtype = np.dtype(info.dtype)
+        tokens = [np.frombuffer(value, dtype=dtype) for value in table["tokens"].to_pylist()]
+        name = shard_name(shard, count)
+        entry = write_token_shard(f"{self.directory}/{name}", table["id"].to_pylist(), tokens, dtype,
+                                  self.row_group_bytes, self.compression, self.compression_level)
         return {**entry, "path": name}
 
     def write_manifest(self, shards: list[dict], tally: dict, info: TokenizerInfo | None) -> dict:
@@ -356,10 +347,13 @@ class Tokenize(beam.PTransform):
     """
 
     def __init__(self, config: TokenizerConfig, directory: str, tokenizer_path: beam.PCollection, *,
-                 target_shard_bytes: int, row_group_bytes: int, compression: str, compression_level: int):
+                 target_shard_bytes: int, row_group_bytes: int, compression: str, compression_level: int,
+                 temp_dir: str | None = None):
         super().__init__()
         self._config = config
         self._tokenizer_path = tokenizer_path
+        # Spill files while shards are written; removed at the end.
+        self._temp_dir = temp_dir or f"{directory.rstrip('/')}/_temporary"
         self._shards = _TokenShards(directory=directory.rstrip("/"), target_shard_bytes=target_shard_bytes,
                                     row_group_bytes=row_group_bytes, compression=compression,
                                     compression_level=compression_level)
@@ -369,25 +363,19 @@ class Tokenize(beam.PTransform):
         info = AsSingleton(self._tokenizer_path | "ReadTokenizerInfo" >> beam.Map(tokenizer_info), default_value=None)
         encoded = docs | "EncodeDocuments" >> beam.ParDo(
             _EncodeFn(self._config), AsSingleton(self._tokenizer_path)).with_outputs(TALLY, main="rows")
-        rows = encoded["rows"]
-        size = AsSingleton(rows | "MeasureTokenShards" >> beam.CombineGlobally(_CountAndTextBytes()))
-        written = (
-            rows
-            | "AssignTokenShard" >> beam.Map(shards.assign, acc=size)
-            | "GroupTokenShard" >> beam.GroupByKey()
-            | "WriteTokenShard" >> beam.Map(shards.write, acc=size, info=info)
+        entries = (
+            encoded["rows"]
+            | "ToTokenRows" >> beam.Map(_token_row)
+            | "WriteTokenShards" >> ShardedWrite(self._temp_dir, TOKEN_ROW_SCHEMA, shards.target_shard_bytes,
+                                                 _text_bytes, shards.write, info=info)
+            | "DropEmpty" >> beam.Map(lambda written: [entry for entry in written if entry])
         )
-        empty = self._tokenizer_path | "WriteEmptyTokenShard" >> beam.FlatMap(shards.write_empty, acc=size, info=info)
-        entries = (written, empty) | "MergeTokenShards" >> beam.Flatten()
         encode_tally = encoded[TALLY]
         write_tally = entries | "TallyTokenShards" >> beam.Map(
-            lambda entry: {"write.tokens_rows": entry["documents"], "write.tokens_shards": 1})
+            lambda written: {"write.tokens_rows": sum(entry["documents"] for entry in written),
+                             "write.tokens_shards": len(written)})
         merged = AsSingleton(encode_tally | "MergeEncodeTallies" >> beam.CombineGlobally(MergeCounts()))
-        manifest = (
-            entries
-            | "ListTokenShards" >> beam.combiners.ToList()
-            | "WriteManifest" >> beam.Map(shards.write_manifest, tally=merged, info=info)
-        )
+        manifest = entries | "WriteManifest" >> beam.Map(shards.write_manifest, tally=merged, info=info)
         tally = (encode_tally, write_tally) | "MergeTokenizeTallies" >> beam.Flatten()
         return TokenizeOutputs(tally=tally, manifest=manifest)
 
