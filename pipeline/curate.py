@@ -130,17 +130,20 @@ class WriteRejected(beam.PTransform):
         self._config = config
         self._output = job.output
 
-    def expand(self, rejections):
+    def expand(self, rejections: tuple):
+        # Each stage's rejections become rows where they are made: the local runner would hold
+        # a merged collection of whole rejected documents in memory between stages.
         config = self._config
-        return (
-            rejections
-            | "SampleRejected" >> beam.Filter(lambda r: _sampled(r.document.id, config.sample_rate))
-            | "ToRejectedRows" >> beam.Map(rejected_row, config.max_payload_bytes)
-            | "WriteRejectedShards" >> WriteShards(
-                self._directory, "rejected", REJECTED_SCHEMA, self._output.target_shard_bytes,
-                self._output.row_group_bytes, self._output.compression, self._output.compression_level,
-                temp_dir=self._temp_dir)
+        rows = tuple(
+            rejected
+            | f"SampleRejected{i}" >> beam.Filter(lambda r: _sampled(r.document.id, config.sample_rate))
+            | f"ToRejectedRows{i}" >> beam.Map(rejected_row, config.max_payload_bytes)
+            for i, rejected in enumerate(rejections)
         )
+        return rows | "WriteRejectedShards" >> WriteShards(
+            self._directory, "rejected", REJECTED_SCHEMA, self._output.target_shard_bytes,
+            self._output.row_group_bytes, self._output.compression, self._output.compression_level,
+            temp_dir=self._temp_dir)
 
 
 def build_curation(p: beam.Pipeline, job: Job, files: list[InputFile]) -> None:
@@ -199,9 +202,8 @@ def build_curation(p: beam.Pipeline, job: Job, files: list[InputFile]) -> None:
                                         output.row_group_bytes, output.compression, output.compression_level,
                                         temp_dir=f"{temp}/curated")
     )
-    all_rejected = tuple(rejected) | "MergeRejected" >> beam.Flatten()
     if job.dead_letter.enabled:
-        tallies.append(all_rejected | "WriteRejected" >> WriteRejected(f"{run_dir}/rejected", job.dead_letter, job,
+        tallies.append(tuple(rejected) | "WriteRejected" >> WriteRejected(f"{run_dir}/rejected", job.dead_letter, job,
                                                                       f"{temp}/rejected"))
     tuple(tallies) | "MergeAllTallies" >> beam.Flatten() | "Stats" >> WriteStats(f"{run_dir}/stats.json", job.job.name)
 

@@ -92,8 +92,8 @@ def write_parquet(path: str, rows: list[dict], schema: pa.Schema, row_group_byte
 
 
 SPILL_HASH = "_winnow_shard_hash"
-SPILL_BYTES = 32 << 20  # rows a worker holds before it writes them to a spill file
-SPILL_GROUP_BYTES = 1 << 20  # spill row groups: the unit a shard writer reads
+SPILL_BYTES = 8 << 20  # row bytes a worker holds before it writes them to a spill file
+SPILL_GROUP_BYTES = 128 << 10  # spill row groups: the unit a shard writer reads
 
 
 @dataclass(frozen=True)
@@ -190,7 +190,8 @@ def _read_shard(shard: int, count: int, refs: Iterable[tuple[str, int]], schema:
 
 
 class ShardedWrite(beam.PTransform):
-    """Rows (dicts with an "id") to shards of about target_shard_bytes, written by `write`.
+    """Rows (dicts with an "id"; one PCollection or a tuple of them) to shards of about
+    target_shard_bytes, written by `write`.
 
     The same rows give the same shards on any runner and worker count: a row goes to the
     shard of its id hash (`shard_of`), the shard count follows from the total size, and each
@@ -225,14 +226,21 @@ class ShardedWrite(beam.PTransform):
         self._spill = spill
         self._side_inputs = side_inputs
 
-    def expand(self, rows):
+    def expand(self, inputs):
         schema, target, write, size_of = self._schema, self._target, self._write, self._size_of
+        inputs = inputs if isinstance(inputs, tuple) else (inputs,)
+        pipeline = inputs[0].pipeline
         if self._spill is None:
-            self._spill = runs_locally(rows.pipeline)
+            self._spill = runs_locally(pipeline)
         if self._spill:
-            spills = rows | "Spill" >> beam.ParDo(_SpillFn(self._temp_dir, schema, size_of))
+            # Each input spills in the stage that makes it; only the spill references are merged.
+            spills = tuple(
+                rows | f"Spill{i}" >> beam.ParDo(_SpillFn(self._temp_dir, schema, size_of))
+                for i, rows in enumerate(inputs)
+            ) | "MergeSpills" >> beam.Flatten()
             sizes = spills | "SpillSizes" >> beam.Map(lambda spill: (spill.rows, spill.bytes))
         else:
+            rows = inputs | "MergeRows" >> beam.Flatten()
             sizes = rows | "RowSizes" >> beam.Map(lambda row: (1, size_of(row)))
         totals = beam.pvalue.AsSingleton(sizes | "Measure" >> beam.CombineGlobally(_SumPairs()))
 
@@ -274,7 +282,7 @@ class ShardedWrite(beam.PTransform):
                 | "GroupByShard" >> beam.GroupByKey()
                 | "WriteShard" >> beam.Map(write_grouped, totals=totals, **self._side_inputs)
             )
-        empty = (rows.pipeline | "Once" >> beam.Create([None])
+        empty = (pipeline | "Once" >> beam.Create([None])
                  | "WriteEmptyShard" >> beam.FlatMap(write_empty, totals=totals, **self._side_inputs))
         return (
             (written, empty)
