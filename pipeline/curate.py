@@ -174,7 +174,7 @@ def build_curation(p: beam.Pipeline, job: Job, files: list[InputFile]) -> None:
         rejected.append(out[REJECTED])
         tallies.append(out[TALLY])
     output = job.output
-    dedup = docs | "Dedup" >> Deduplicate(job.dedup)
+    dedup = docs | "Dedup" >> Deduplicate(job.dedup, temp_dir=f"{temp}/dedup")
     docs = dedup.kept
     rejected.append(dedup.rejected)
     tallies.append(dedup.tally)

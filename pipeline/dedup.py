@@ -1,8 +1,8 @@
 """Global deduplication in Beam: URL, exact digest, then MinHash-LSH near duplicates.
 
 Only small per-document sketches (id, URL, crawl date, digest, signature) travel through
-the grouping steps; the documents themselves are shuffled once, at the end, to join the
-decisions back by id. Every grouping is keyed (by URL, digest, LSH band, cluster or id), so
+the grouping steps; the documents themselves meet the decisions once, at the end, by id:
+through the runner's shuffle on Dataflow and Flink, through spill files on the local runner. Every grouping is keyed (by URL, digest, LSH band, cluster or id), so
 no step gathers all sketches, edges or documents on one worker. The report's pieces are
 bounded by the job (top clusters, sampled pairs, top domains) before they meet.
 """
@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import hashlib
 import math
+import pickle
+import tempfile
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -18,6 +20,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import apache_beam as beam
 import numpy as np
+import pyarrow as pa
 from apache_beam.pvalue import AsList, TaggedOutput
 
 from pipeline.components import ConnectedComponents
@@ -25,6 +28,7 @@ from pipeline.document import Document, Outcome, Stage
 from pipeline.minhash import (
     MinHashConfig, MinHasher, band_keys, estimated_jaccard, normalize_for_dedup, shingle_hashes, word_shingles,
 )
+from pipeline.sinks import SpillRows, SumPairs, read_spilled, remove_tree, runs_locally, shard_count, shard_of, spill_refs
 from pipeline.stages import KEPT, REJECTED, TALLY, AccountedFn, tally_key
 
 CLUSTER_ROWS = "cluster_rows"
@@ -298,20 +302,6 @@ class _HistogramFn(beam.CombineFn):
         return {"edges": [round(i / _SIMILARITY_BINS, 4) for i in range(_SIMILARITY_BINS + 1)], "counts": acc}
 
 
-class _SumPairs(beam.CombineFn):
-    def create_accumulator(self):
-        return (0, 0)
-
-    def add_input(self, acc, value):
-        return (acc[0] + value[0], acc[1] + value[1])
-
-    def merge_accumulators(self, accs):
-        return (sum(a[0] for a in accs), sum(a[1] for a in accs))
-
-    def extract_output(self, acc):
-        return acc
-
-
 class _ApplyRemovalsFn(AccountedFn):
     """The join of documents and dedup decisions by id: kept, or dropped with the kept doc's id."""
 
@@ -333,19 +323,112 @@ class _ApplyRemovalsFn(AccountedFn):
         removals = list(joined["removed"])
         shown, paired = self._id_sets(shown_ids, pair_ids)
         for doc in joined["doc"]:
-            self._tally[self._in_key] += 1
-            removed = bool(removals)
-            yield TaggedOutput(DOMAINS, (domain_of(doc.url), (1, int(removed))))
-            if doc_id in shown or doc_id in paired:
-                # The sampled pairs need whole texts for their exact Jaccard; members shown only a part.
-                text = doc.text if doc_id in paired else (doc.text or "")[: self._text_chars]
-                yield TaggedOutput(SNIPPETS, {"id": doc_id, "url": doc.url, "text": text})
-            if removed:
-                removal = min(removals, key=lambda r: (r.reason, r.kept_id))
-                yield self.rejected(doc, Outcome.DROPPED, removal.reason,
-                                    f"duplicate of {removal.kept_id} (similarity {removal.similarity:.3f})")
-            else:
-                yield self.kept(doc)
+            yield from self._decide(doc, removals, shown, paired)
+
+    def _decide(self, doc: Document, removals: list[Removal], shown: set, paired: set) -> Iterator:
+        self._tally[self._in_key] += 1
+        removed = bool(removals)
+        yield TaggedOutput(DOMAINS, (domain_of(doc.url), (1, int(removed))))
+        if doc.id in shown or doc.id in paired:
+            # The sampled pairs need whole texts for their exact Jaccard; members shown only a part.
+            text = doc.text if doc.id in paired else (doc.text or "")[: self._text_chars]
+            yield TaggedOutput(SNIPPETS, {"id": doc.id, "url": doc.url, "text": text})
+        if removed:
+            removal = min(removals, key=lambda r: (r.reason, r.kept_id))
+            yield self.rejected(doc, Outcome.DROPPED, removal.reason,
+                                f"duplicate of {removal.kept_id} (similarity {removal.similarity:.3f})")
+        else:
+            yield self.kept(doc)
+
+
+# Documents as the local runner's join spills them: id, and the pickled document.
+DOC_SPILL_SCHEMA = pa.schema([("id", pa.string()), ("doc", pa.binary())])
+JOIN_PARTITION_BYTES = 64 << 20  # pickled documents per partition of the spilled join
+
+
+def _doc_row(doc: Document) -> dict:
+    return {"id": doc.id, "doc": pickle.dumps(doc, protocol=pickle.HIGHEST_PROTOCOL)}
+
+
+def _doc_row_bytes(row: dict) -> int:
+    return len(row["doc"])
+
+
+def _partitions(totals: tuple[int, int]) -> int:
+    return shard_count(totals[1], JOIN_PARTITION_BYTES)
+
+
+class _ApplyPartitionFn(_ApplyRemovalsFn):
+    """The spilled join: one partition's decisions in memory, its documents read from spill files
+    one row group at a time."""
+
+    def process(self, keyed, shown_ids, pair_ids, totals) -> Iterator:
+        partition, joined = keyed
+        removals: dict[str, list[Removal]] = {}
+        for doc_id, removal in joined["removed"]:
+            removals.setdefault(doc_id, []).append(removal)
+        shown, paired = self._id_sets(shown_ids, pair_ids)
+        for table in read_spilled(partition, _partitions(totals), joined["refs"], per_group=True):
+            for value in table["doc"].to_pylist():
+                doc = pickle.loads(value)
+                yield from self._decide(doc, removals.get(doc.id, []), shown, paired)
+
+
+def _remove_spills(_, temp_dir: str) -> None:
+    remove_tree(temp_dir)
+
+
+class _JoinDecisions(beam.PTransform):
+    """Documents joined with the removals by id, then `fn` applied (see Deduplicate).
+
+    On Dataflow and Flink the documents go through the runner's shuffle with CoGroupByKey. On
+    the local runner, which would hold them all in memory and send each worker its share as
+    one message, each worker spills the documents it holds to files under `temp_dir` (sorted
+    by id hash), and only the removals and references to the spill files are grouped, by hash
+    partition; a partition's documents are then streamed from the files. Memory per worker is
+    one partition's removals and one spill row group.
+    """
+
+    def __init__(self, fn: _ApplyRemovalsFn, side_inputs: tuple, temp_dir: str, outputs: tuple, main: str):
+        super().__init__()
+        self._fn = fn
+        self._side_inputs = side_inputs
+        self._temp_dir = temp_dir
+        self._outputs = outputs
+        self._main = main
+
+    def expand(self, inputs):
+        docs, removed = inputs
+        if not runs_locally(docs.pipeline):
+            return (
+                {"doc": docs | "DocById" >> beam.Map(lambda d: (d.id, d)), "removed": removed}
+                | "JoinDecisions" >> beam.CoGroupByKey()
+                | "ApplyDecisions" >> beam.ParDo(self._fn, *self._side_inputs).with_outputs(
+                    *self._outputs, main=self._main)
+            )
+        spills = (
+            docs
+            | "DocRows" >> beam.Map(_doc_row)
+            | "SpillDocs" >> beam.ParDo(SpillRows(self._temp_dir, DOC_SPILL_SCHEMA, _doc_row_bytes))
+        )
+        totals = beam.pvalue.AsSingleton(
+            spills | "SpillSizes" >> beam.Map(lambda spill: (spill.rows, spill.bytes))
+            | "MeasureSpills" >> beam.CombineGlobally(SumPairs()))
+        refs = spills | "RouteSpills" >> beam.FlatMap(lambda spill, totals: spill_refs(spill, _partitions(totals)),
+                                                      totals=totals)
+        keyed_removals = removed | "RemovalByPartition" >> beam.Map(
+            lambda kv, totals: (shard_of(kv[0], _partitions(totals)), kv), totals=totals)
+        fn = _ApplyPartitionFn(self._fn._text_chars)
+        outputs = (
+            {"refs": refs, "removed": keyed_removals}
+            | "JoinPartitions" >> beam.CoGroupByKey()
+            | "ApplyDecisions" >> beam.ParDo(fn, *self._side_inputs, totals).with_outputs(
+                *self._outputs, main=self._main)
+        )
+        # Once every partition is applied, the spill files go.
+        (outputs[TALLY] | "CountPartitions" >> beam.combiners.Count.Globally()
+         | "RemoveSpills" >> beam.Map(_remove_spills, self._temp_dir))
+        return outputs
 
 
 class _CountFn(AccountedFn):
@@ -375,9 +458,11 @@ class DedupOutputs:
 class Deduplicate(beam.PTransform):
     """Kept documents in; kept documents, rejections, tallies and the report's pieces out."""
 
-    def __init__(self, config: DedupConfig):
+    def __init__(self, config: DedupConfig, temp_dir: str | None = None):
         super().__init__()
         self._config = config
+        # Spill files of the final join on the local runner (removed at the end); elsewhere unused.
+        self._temp_dir = temp_dir or tempfile.mkdtemp(prefix="winnow-dedup-")
 
     def expand(self, docs) -> DedupOutputs:
         config = self._config
@@ -473,16 +558,12 @@ class Deduplicate(beam.PTransform):
         pair_ids = sampled | "PairIds" >> beam.FlatMap(lambda top: [i for c in top for i in (c.a, c.b)])
 
         all_removed = (tuple(removals) or (p | "NoRemovals" >> beam.Create([]),)) | "MergeRemovals" >> beam.Flatten()
-        joined = (
-            {"doc": docs | "DocById" >> beam.Map(lambda d: (d.id, d)), "removed": all_removed}
-            | "JoinDecisions" >> beam.CoGroupByKey()
-            | "ApplyDecisions" >> beam.ParDo(
-                _ApplyRemovalsFn(config.report_text_chars), AsList(shown_ids), AsList(pair_ids)).with_outputs(
-                REJECTED, TALLY, SNIPPETS, DOMAINS, main=KEPT)
-        )
+        joined = (docs, all_removed) | "Decide" >> _JoinDecisions(
+            _ApplyRemovalsFn(config.report_text_chars), (AsList(shown_ids), AsList(pair_ids)), self._temp_dir,
+            (REJECTED, TALLY, SNIPPETS, DOMAINS), KEPT)
         domains = (
             joined[DOMAINS]
-            | "SumDomains" >> beam.CombinePerKey(_SumPairs())
+            | "SumDomains" >> beam.CombinePerKey(SumPairs())
             | "WithDuplicates" >> beam.Filter(lambda kv: kv[1][1] > 0)
             | "TopDomains" >> beam.combiners.Top.Of(config.report_domains, key=lambda kv: (kv[1][1], kv[1][0], kv[0]))
         )

@@ -106,7 +106,7 @@ class Spill:
     groups: tuple[tuple[int, int], ...]  # (lowest, highest) id hash of each row group
 
 
-class _SpillFn(beam.DoFn):
+class SpillRows(beam.DoFn):
     """Rows to spill files of about SPILL_BYTES, each sorted by id hash."""
 
     def __init__(self, temp_dir: str, schema: pa.Schema, size_of: Callable[[dict], int]):
@@ -154,7 +154,7 @@ class _SpillFn(beam.DoFn):
         return Spill(path=path, rows=len(ordered_sizes), bytes=total, groups=tuple(groups))
 
 
-class _SumPairs(beam.CombineFn):
+class SumPairs(beam.CombineFn):
     """(rows, bytes) pairs to their sums."""
 
     def create_accumulator(self):
@@ -170,21 +170,35 @@ class _SumPairs(beam.CombineFn):
         return acc
 
 
-def _read_shard(shard: int, count: int, refs: Iterable[tuple[str, int]], schema: pa.Schema) -> pa.Table:
-    """A shard's rows from the spill row groups that may hold them, sorted by id."""
+def spill_refs(spill: Spill, count: int) -> Iterator[tuple[int, tuple[str, int]]]:
+    """(shard, (spill path, row group)) for every shard of `count` that a row group may hold rows of."""
+    for group, (low, high) in enumerate(spill.groups):
+        for shard in range((low * count) >> 64, ((high * count) >> 64) + 1):
+            yield shard, (spill.path, group)
+
+
+def read_spilled(shard: int, count: int, refs: Iterable[tuple[str, int]], per_group: bool = False) -> Iterator[pa.Table]:
+    """The rows of one shard (of `count`) in the spill row groups `refs`, one table per spill file,
+    or per row group with per_group (to hold less at a time)."""
     by_path: dict[str, list[int]] = {}
     for path, group in sorted(set(refs)):
         by_path.setdefault(path, []).append(group)
     low, high = shard_range(shard, count)
-    parts = []
     for path, groups in by_path.items():
         with FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED) as f:
-            part = pq.ParquetFile(f).read_row_groups(groups)
-        hashes = part[SPILL_HASH].to_numpy()
-        keep = hashes >= np.uint64(low)
-        if high < 1 << 64:
-            keep &= hashes < np.uint64(high)
-        parts.append(part.filter(pa.array(keep)).drop_columns([SPILL_HASH]))
+            reader = pq.ParquetFile(f)
+            for chunk in ([[g] for g in groups] if per_group else [groups]):
+                part = reader.read_row_groups(chunk)
+                hashes = part[SPILL_HASH].to_numpy()
+                keep = hashes >= np.uint64(low)
+                if high < 1 << 64:
+                    keep &= hashes < np.uint64(high)
+                yield part.filter(pa.array(keep)).drop_columns([SPILL_HASH])
+
+
+def _read_shard(shard: int, count: int, refs: Iterable[tuple[str, int]], schema: pa.Schema) -> pa.Table:
+    """A shard's rows from the spill row groups that may hold them, sorted by id."""
+    parts = list(read_spilled(shard, count, refs))
     table = pa.concat_tables(parts) if parts else schema.empty_table()
     return table.sort_by("id").cast(schema)
 
@@ -235,20 +249,17 @@ class ShardedWrite(beam.PTransform):
         if self._spill:
             # Each input spills in the stage that makes it; only the spill references are merged.
             spills = tuple(
-                rows | f"Spill{i}" >> beam.ParDo(_SpillFn(self._temp_dir, schema, size_of))
+                rows | f"Spill{i}" >> beam.ParDo(SpillRows(self._temp_dir, schema, size_of))
                 for i, rows in enumerate(inputs)
             ) | "MergeSpills" >> beam.Flatten()
             sizes = spills | "SpillSizes" >> beam.Map(lambda spill: (spill.rows, spill.bytes))
         else:
             rows = inputs | "MergeRows" >> beam.Flatten()
             sizes = rows | "RowSizes" >> beam.Map(lambda row: (1, size_of(row)))
-        totals = beam.pvalue.AsSingleton(sizes | "Measure" >> beam.CombineGlobally(_SumPairs()))
+        totals = beam.pvalue.AsSingleton(sizes | "Measure" >> beam.CombineGlobally(SumPairs()))
 
         def route(spill: Spill, totals: tuple[int, int]):
-            count = shard_count(totals[1], target)
-            for group, (low, high) in enumerate(spill.groups):
-                for shard in range((low * count) >> 64, ((high * count) >> 64) + 1):
-                    yield shard, (spill.path, group)
+            return spill_refs(spill, shard_count(totals[1], target))
 
         def write_spilled(keyed, totals: tuple[int, int], **side_inputs) -> Iterator[tuple[int, dict]]:
             shard, refs = keyed
