@@ -37,6 +37,10 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--overwrite", action="store_true", help="replace the outputs of an earlier run in output_dir")
     check = commands.add_parser("check", help="validate a job file and its inputs without running it")
     check.add_argument("job", help="job file (TOML)")
+    for command in (run, check):
+        command.add_argument("--profile", action="append", default=[], metavar="TOML",
+                             help="runner profile: a TOML file with only a [runner] table, merged over the "
+                                  "job's own (e.g. deploy/dataflow/profile.toml); flags after `--` win over both")
     report = commands.add_parser(
         "report", help="summarise a run's dedup report and (re)write its report.html",
         description="Print the dedup summary of a finished run and write RUN_DIR/dedup/report.html.")
@@ -101,19 +105,25 @@ def main(argv: Sequence[str] | None = None) -> int:
         from pipeline.report import run_report
 
         return run_report(args.run_dir, console)
-    from pipeline.curate import match_inputs, run_curation
-    from pipeline.job import load_job
+    from pipeline.curate import match_inputs, run_curation_pipeline
+    from pipeline.job import apply_profile, load_job
 
     try:
         job = load_job(args.job)
+        for profile in args.profile:
+            job = apply_profile(job, profile)
         if args.command == "check":
             files = match_inputs(job.input)
             console.print(f"{args.job}: ok, {len(files)} input files")
             return 0
-        stats = run_curation(job, runner_flags, overwrite=args.overwrite)
+        stats, result = run_curation_pipeline(job, runner_flags, overwrite=args.overwrite)
     except ConfigError as error:
         err.print(f"winnow: error: {error}", markup=False, highlight=False, soft_wrap=True)
         return EXIT_CONFIG
+    if stats is None:  # a dry run: the job was built, not run
+        steps = len(result.job.proto_pipeline.components.transforms)
+        console.print(f"dry run: the {job.job.name} job was built ({steps} transforms) and not submitted")
+        return 0
     print_summary(stats, job.run_dir, console)
     return 0 if stats["balanced"] else EXIT_UNBALANCED
 

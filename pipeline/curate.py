@@ -11,7 +11,7 @@ from collections.abc import Sequence
 import apache_beam as beam
 from apache_beam.io.filesystem import BeamIOError
 from apache_beam.io.filesystems import FileSystems
-from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
+from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions, TestOptions
 
 from pipeline.configfile import ConfigError
 from pipeline.job import DeadLetterConfig, InputConfig, Job, job_toml
@@ -231,19 +231,30 @@ def run_curation(job: Job, extra_flags: Sequence[str] = (), overwrite: bool = Fa
     return run_curation_pipeline(job, extra_flags, overwrite)[0]
 
 
-def run_curation_pipeline(job: Job, extra_flags: Sequence[str] = (), overwrite: bool = False):
-    """As `run_curation`, also returning Beam's PipelineResult (for its metrics)."""
+def run_curation_pipeline(job: Job, extra_flags: Sequence[str] = (), overwrite: bool = False, wait: bool = True):
+    """As `run_curation`, also returning Beam's PipelineResult (for its metrics).
+
+    With `--dry_run` (DataflowRunner builds the job without submitting it) nothing is written
+    and the stats are None; the result's `job` holds the built Dataflow job. With wait=False
+    the job is submitted and not waited for (stats None): the pipeline writes stats.json itself.
+    """
     files = match_inputs(job.input)
     flags = runner_flags(job, extra_flags)
     options = PipelineOptions(flags)
-    prepare_run_dir(job, overwrite)
+    dry_run = options.view_as(TestOptions).dry_run
     run_dir = job.run_dir.rstrip("/")
-    with FileSystems.create(f"{run_dir}/job.toml") as f:
-        f.write(("# The resolved job, every default written out.\n" + job_toml(job)).encode())
+    if not dry_run:
+        prepare_run_dir(job, overwrite)
+        with FileSystems.create(f"{run_dir}/job.toml") as f:
+            f.write(("# The resolved job, every default written out.\n" + job_toml(job)).encode())
     p = beam.Pipeline(runner=local_runner(options), options=options)
     build_curation(p, job, files)
     result = p.run()
+    if not wait:
+        return None, result
     result.wait_until_finish()
+    if dry_run:
+        return None, result
     remove_tree(f"{run_dir}/{TEMP_DIR}")  # each writer removed its own spill files; this is the empty rest
     write_metrics(f"{run_dir}/metrics.json", result)
     return read_stats(run_dir), result

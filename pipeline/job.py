@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from collections.abc import Mapping
@@ -11,7 +12,7 @@ from typing import Any, Literal
 
 import tomli_w
 
-from pipeline.configfile import ConfigError, parse_file_table, read_toml, to_table
+from pipeline.configfile import ConfigError, _coerce, parse_file_table, read_toml, to_table
 from pipeline.decode import DecodeConfig
 from pipeline.dedup import DedupConfig
 from pipeline.extract import ExtractConfig
@@ -102,6 +103,26 @@ def load_job(path: str | os.PathLike) -> Job:
     except FileNotFoundError as error:
         raise ConfigError(f"{path}: language.model_path: {error}") from None
     return job
+
+
+def apply_profile(job: Job, path: str | os.PathLike) -> Job:
+    """Merge a runner profile over the job's own [runner] table (the profile's keys win).
+
+    A profile is a TOML file holding only a [runner] table of Beam options, such as
+    deploy/dataflow/profile.toml: one job file runs anywhere by naming another profile, its
+    own [runner] table being the default for local runs. Flags after `--` still win over both.
+    """
+    table = read_toml(path)
+    other = sorted(set(table) - {"runner"})
+    if other:
+        raise ConfigError(f"{path}: a runner profile holds only a [runner] table, not {other[0]!r}")
+    if "runner" not in table:
+        raise ConfigError(f"{path}: a runner profile needs a [runner] table of Beam options")
+    try:
+        profile = _coerce(table["runner"], typing.get_type_hints(Job)["runner"], "runner")
+    except ConfigError as error:
+        raise ConfigError(f"{path}: {error}") from None
+    return dataclasses.replace(job, runner={**job.runner, **profile})
 
 
 def _absolute(path: str) -> str:
