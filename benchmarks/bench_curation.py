@@ -93,9 +93,12 @@ def run_pipeline(corpus: Path, workers: int, tag: str) -> dict:
     if process.returncode != 0:
         raise SystemExit(f"pipeline run failed ({process.returncode}):\n{err.decode()[-3000:]}")
     stats = json.loads((run_dir / "stats.json").read_text())
+    metrics = json.loads((run_dir / "metrics.json").read_text())
     peaks = {name.removesuffix(".worker_peak_rss_mib"): d["max"]
-             for name, d in json.loads((run_dir / "metrics.json").read_text())["distributions"].items()
-             if name.endswith(".worker_peak_rss_mib")}
+             for name, d in metrics["distributions"].items() if name.endswith(".worker_peak_rss_mib")}
+    # Each stage's own time (Beam counters <stage>.busy_ms), per input record.
+    busy = {name.removesuffix(".busy_ms"): round(value / stats["records"], 3)
+            for name, value in metrics["counters"].items() if name.endswith(".busy_ms")}
     workers_peak = [peak for role, peak in memory.peaks.values() if role == "sdk_worker"]
     extractor_peak = [peak for role, peak in memory.peaks.values() if role == "extractor"]
     return {
@@ -110,6 +113,7 @@ def run_pipeline(corpus: Path, workers: int, tag: str) -> dict:
         "sdk_worker_writing_mib": max((v for k, v in peaks.items() if k.startswith("write.")), default=0),
         "extractor_peak_mib": round(max(extractor_peak, default=0), 1),
         "runner_peak_mib": round(memory.max_by_role().get("runner", 0), 1),
+        "stage_ms_per_record": busy,
     }
 
 
@@ -154,6 +158,10 @@ def main() -> None:
     console.print(table)
     console.print(f"non-extraction overhead, 1 worker: {overhead:+.1%} (target <= +25%)")
     console.print(f"2 workers / 1 worker: {speedup:.2f}x (target >= 1.7x)")
+    stages = one["stage_ms_per_record"]
+    console.print("1 worker, each stage's own time per input record (ms): "
+                  + ", ".join(f"{name} {ms}" for name, ms in stages.items())
+                  + f"; sum {sum(stages.values()):.2f}; whole run {1000 * one['seconds'] / one['records']:.2f}")
     print(json.dumps({"benchmark": "curation", "bare": bare, "runs": runs,
                       "overhead_1_worker": round(overhead, 4), "speedup_2_workers": round(speedup, 3)}))
 

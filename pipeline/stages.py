@@ -11,8 +11,9 @@ from __future__ import annotations
 import os
 import resource
 import tempfile
+import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
 import apache_beam as beam
@@ -61,12 +62,36 @@ def _global(value) -> WindowedValue:
     return WindowedValue(value, MIN_TIMESTAMP, [GlobalWindow()])
 
 
+def timed(items: Iterable, add: Callable[[float], None]) -> Iterator:
+    """The items of an iterator, adding the seconds spent producing them (not those spent by
+    the consumer between items) to `add`."""
+    iterator = iter(items)
+    while True:
+        start = time.perf_counter()
+        try:
+            item = next(iterator)
+        except StopIteration:
+            add(time.perf_counter() - start)
+            return
+        add(time.perf_counter() - start)
+        yield item
+
+
 class AccountedFn(beam.DoFn):
-    """Base DoFn: counts every element in, and every outcome, per bundle."""
+    """Base DoFn: counts every element in, and every outcome, per bundle.
+
+    It also adds the seconds its own work took (`busy`) to the Beam counter `<stage>.busy_ms`:
+    what a stage costs per document, for metrics.json and the capacity model. Timing is not
+    deterministic, so it never goes into stats.json.
+    """
 
     stage: Stage
 
+    def busy(self, seconds: float) -> None:
+        self._busy += seconds
+
     def start_bundle(self):
+        self._busy = 0.0
         self._tally: Counter = Counter()
         self._in_key = tally_key(self.stage, "in")
         self._kept_key = tally_key(self.stage, Outcome.KEPT)
@@ -83,6 +108,9 @@ class AccountedFn(beam.DoFn):
         return TaggedOutput(REJECTED, Rejection(document=doc, stage=self.stage, outcome=outcome, reason=reason, detail=detail))
 
     def finish_bundle(self):
+        if self._busy:
+            Metrics.counter(NAMESPACE, f"{self.stage}.busy_ms").inc(round(self._busy * 1000))
+            self._busy = 0.0
         if not self._tally:
             return
         record_worker_memory(self.stage)
@@ -137,11 +165,14 @@ class DocumentFn(AccountedFn):
 
     def _one(self, doc: Document) -> Iterator:
         self._tally[self._in_key] += 1
+        start = time.perf_counter()
         try:
             result = self.apply(doc)
         except Exception as error:  # a record boundary: count it, dead-letter it, go on
+            self._busy += time.perf_counter() - start
             yield self.rejected(doc, Outcome.FAILED, type(error).__name__, str(error)[:2000])
             return
+        self._busy += time.perf_counter() - start
         if isinstance(result, Drop):
             yield self.rejected(doc, Outcome.DROPPED, result.reason, result.detail)
         else:
@@ -183,7 +214,7 @@ class _ReadFn(AccountedFn):
     def process(self, item: InputFile) -> Iterator:
         try:
             with FileSystems.open(item.path, compression_type=CompressionTypes.UNCOMPRESSED) as f:
-                for record in self._records(f, item):
+                for record in timed(self._records(f, item), self.busy):
                     self._tally[self._in_key] += 1
                     if isinstance(record, Rejection):
                         yield self.rejected(record.document, record.outcome, record.reason, record.detail)
