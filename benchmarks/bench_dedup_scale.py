@@ -197,7 +197,7 @@ def run_child(mode: str, corpus: Path, workers: int) -> None:
     from apache_beam.metrics.metric import MetricsFilter
     from apache_beam.options.pipeline_options import PipelineOptions
 
-    from pipeline.curate import match_inputs
+    from pipeline.curate import local_runner, match_inputs
     from pipeline.dedup import DedupConfig, Deduplicate
     from pipeline.job import InputConfig
     from pipeline.stages import KEPT, ReadDocuments
@@ -207,7 +207,7 @@ def run_child(mode: str, corpus: Path, workers: int) -> None:
 
     files = match_inputs(InputConfig(paths=(f"{corpus}/*.jsonl",), format="jsonl"))
     options = PipelineOptions(["--direct_running_mode=multi_processing", f"--direct_num_workers={workers}"])
-    p = beam.Pipeline(options=options)
+    p = beam.Pipeline(runner=local_runner(options), options=options)  # as `winnow run` does
     docs = (p | "ListInputFiles" >> beam.Create(files)
             | "Read" >> ReadDocuments("text", "html", "url", "date", False))[KEPT]
     if mode == "dedup":

@@ -1,8 +1,9 @@
 """Global deduplication in Beam: URL, exact digest, then MinHash-LSH near duplicates.
 
 Only small per-document sketches (id, URL, crawl date, digest, signature) travel through
-the grouping steps; the documents themselves meet the decisions once, at the end, by id:
-through the runner's shuffle on Dataflow and Flink, through spill files on the local runner. Every grouping is keyed (by URL, digest, LSH band, cluster or id), so
+the grouping steps; the documents themselves meet the decisions once, at the end, by id.
+Every grouping goes through `pipeline.grouping`: the runner's shuffle on Dataflow and Flink,
+spill files on the local runner, so no worker holds a grouped collection in memory. Every grouping is keyed (by URL, digest, LSH band, cluster or id), so
 no step gathers all sketches, edges or documents on one worker. The report's pieces are
 bounded by the job (top clusters, sampled pairs, top domains) before they meet.
 """
@@ -11,7 +12,6 @@ from __future__ import annotations
 
 import hashlib
 import math
-import pickle
 import tempfile
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -20,7 +20,6 @@ from urllib.parse import urlsplit, urlunsplit
 
 import apache_beam as beam
 import numpy as np
-import pyarrow as pa
 from apache_beam.pvalue import AsList, TaggedOutput
 
 from pipeline.components import ConnectedComponents
@@ -28,7 +27,8 @@ from pipeline.document import Document, Outcome, Stage
 from pipeline.minhash import (
     MinHashConfig, MinHasher, band_keys, estimated_jaccard, normalize_for_dedup, shingle_hashes, word_shingles,
 )
-from pipeline.sinks import SpillRows, SumPairs, read_spilled, remove_tree, runs_locally, shard_count, shard_of, spill_refs
+from pipeline import grouping
+from pipeline.sinks import SumPairs
 from pipeline.stages import KEPT, REJECTED, TALLY, AccountedFn, tally_key
 
 CLUSTER_ROWS = "cluster_rows"
@@ -206,8 +206,9 @@ class _KeepOnePerGroupFn(beam.DoFn):
 class _KeepOnePerKey(beam.PTransform):
     """Sketches grouped by `key` (None: not grouped); returns survivors, removals, cluster rows."""
 
-    def __init__(self, key, order, reason: str, kind: str):
+    def __init__(self, key, order, reason: str, kind: str, temp_dir: str):
         super().__init__()
+        self._temp_dir = temp_dir
         self._key = key
         self._order = order
         self._reason = reason
@@ -220,7 +221,7 @@ class _KeepOnePerKey(beam.PTransform):
         grouped = (
             keyed
             | "WithKey" >> beam.Filter(lambda kv: kv[0] is not None)
-            | "Group" >> beam.GroupByKey()
+            | "Group" >> grouping.GroupByKey(self._temp_dir)
             | "KeepFirst" >> beam.ParDo(_KeepOnePerGroupFn(self._reason, self._kind, self._order)).with_outputs(
                 REJECTED, CLUSTER_ROWS, main=KEPT)
         )
@@ -341,96 +342,6 @@ class _ApplyRemovalsFn(AccountedFn):
             yield self.kept(doc)
 
 
-# Documents as the local runner's join spills them: id, and the pickled document.
-DOC_SPILL_SCHEMA = pa.schema([("id", pa.string()), ("doc", pa.binary())])
-JOIN_PARTITION_BYTES = 64 << 20  # pickled documents per partition of the spilled join
-
-
-def _doc_row(doc: Document) -> dict:
-    return {"id": doc.id, "doc": pickle.dumps(doc, protocol=pickle.HIGHEST_PROTOCOL)}
-
-
-def _doc_row_bytes(row: dict) -> int:
-    return len(row["doc"])
-
-
-def _partitions(totals: tuple[int, int]) -> int:
-    return shard_count(totals[1], JOIN_PARTITION_BYTES)
-
-
-class _ApplyPartitionFn(_ApplyRemovalsFn):
-    """The spilled join: one partition's decisions in memory, its documents read from spill files
-    one row group at a time."""
-
-    def process(self, keyed, shown_ids, pair_ids, totals) -> Iterator:
-        partition, joined = keyed
-        removals: dict[str, list[Removal]] = {}
-        for doc_id, removal in joined["removed"]:
-            removals.setdefault(doc_id, []).append(removal)
-        shown, paired = self._id_sets(shown_ids, pair_ids)
-        for table in read_spilled(partition, _partitions(totals), joined["refs"], per_group=True):
-            for value in table["doc"].to_pylist():
-                doc = pickle.loads(value)
-                yield from self._decide(doc, removals.get(doc.id, []), shown, paired)
-
-
-def _remove_spills(_, temp_dir: str) -> None:
-    remove_tree(temp_dir)
-
-
-class _JoinDecisions(beam.PTransform):
-    """Documents joined with the removals by id, then `fn` applied (see Deduplicate).
-
-    On Dataflow and Flink the documents go through the runner's shuffle with CoGroupByKey. On
-    the local runner, which would hold them all in memory and send each worker its share as
-    one message, each worker spills the documents it holds to files under `temp_dir` (sorted
-    by id hash), and only the removals and references to the spill files are grouped, by hash
-    partition; a partition's documents are then streamed from the files. Memory per worker is
-    one partition's removals and one spill row group.
-    """
-
-    def __init__(self, fn: _ApplyRemovalsFn, side_inputs: tuple, temp_dir: str, outputs: tuple, main: str):
-        super().__init__()
-        self._fn = fn
-        self._side_inputs = side_inputs
-        self._temp_dir = temp_dir
-        self._outputs = outputs
-        self._main = main
-
-    def expand(self, inputs):
-        docs, removed = inputs
-        if not runs_locally(docs.pipeline):
-            return (
-                {"doc": docs | "DocById" >> beam.Map(lambda d: (d.id, d)), "removed": removed}
-                | "JoinDecisions" >> beam.CoGroupByKey()
-                | "ApplyDecisions" >> beam.ParDo(self._fn, *self._side_inputs).with_outputs(
-                    *self._outputs, main=self._main)
-            )
-        spills = (
-            docs
-            | "DocRows" >> beam.Map(_doc_row)
-            | "SpillDocs" >> beam.ParDo(SpillRows(self._temp_dir, DOC_SPILL_SCHEMA, _doc_row_bytes))
-        )
-        totals = beam.pvalue.AsSingleton(
-            spills | "SpillSizes" >> beam.Map(lambda spill: (spill.rows, spill.bytes))
-            | "MeasureSpills" >> beam.CombineGlobally(SumPairs()))
-        refs = spills | "RouteSpills" >> beam.FlatMap(lambda spill, totals: spill_refs(spill, _partitions(totals)),
-                                                      totals=totals)
-        keyed_removals = removed | "RemovalByPartition" >> beam.Map(
-            lambda kv, totals: (shard_of(kv[0], _partitions(totals)), kv), totals=totals)
-        fn = _ApplyPartitionFn(self._fn._text_chars)
-        outputs = (
-            {"refs": refs, "removed": keyed_removals}
-            | "JoinPartitions" >> beam.CoGroupByKey()
-            | "ApplyDecisions" >> beam.ParDo(fn, *self._side_inputs, totals).with_outputs(
-                *self._outputs, main=self._main)
-        )
-        # Once every partition is applied, the spill files go.
-        (outputs[TALLY] | "CountPartitions" >> beam.combiners.Count.Globally()
-         | "RemoveSpills" >> beam.Map(_remove_spills, self._temp_dir))
-        return outputs
-
-
 class _CountFn(AccountedFn):
     """Pass documents through, counted as a stage that kept them all (dedup switched off)."""
 
@@ -461,7 +372,7 @@ class Deduplicate(beam.PTransform):
     def __init__(self, config: DedupConfig, temp_dir: str | None = None):
         super().__init__()
         self._config = config
-        # Spill files of the final join on the local runner (removed at the end); elsewhere unused.
+        # Spill files of the groupings on the local runner (each removed when done); elsewhere unused.
         self._temp_dir = temp_dir or tempfile.mkdtemp(prefix="winnow-dedup-")
 
     def expand(self, docs) -> DedupOutputs:
@@ -470,17 +381,18 @@ class Deduplicate(beam.PTransform):
             out = docs | "CountOnly" >> beam.ParDo(_CountFn()).with_outputs(REJECTED, TALLY, main=KEPT)
             return DedupOutputs(kept=out[KEPT], rejected=out[REJECTED], tally=out[TALLY])
         minhash = config.minhash
+        temp = self._temp_dir
         sketches = docs | "Sketch" >> beam.ParDo(_SketchFn(minhash))
         removals, cluster_rows, notes = [], [], []
         live = sketches
         if config.url:
             live, removed, rows = live | "ByUrl" >> _KeepOnePerKey(
-                lambda s: normalize_url(s.url), url_keep_key, DedupReason.URL_DUPLICATE, "url")
+                lambda s: normalize_url(s.url), url_keep_key, DedupReason.URL_DUPLICATE, "url", f"{temp}/url")
             removals.append(removed)
             cluster_rows.append(rows)
         if config.exact:
             live, removed, rows = live | "ByDigest" >> _KeepOnePerKey(
-                lambda s: s.digest, keep_key, DedupReason.EXACT_DUPLICATE, "exact")
+                lambda s: s.digest, keep_key, DedupReason.EXACT_DUPLICATE, "exact", f"{temp}/exact")
             removals.append(removed)
             cluster_rows.append(rows)
         p = docs.pipeline
@@ -497,21 +409,21 @@ class Deduplicate(beam.PTransform):
                 | "BandKeys" >> beam.FlatMap(
                     lambda s: [(key, s.id)
                                for key in (band_keys(s.values(), bands=bands, rows=rows_per_band) if s.signature else ())])
-                | "GroupBands" >> beam.GroupByKey()
+                | "GroupBands" >> grouping.GroupByKey(f"{temp}/bands")
                 | "PairInBucket" >> beam.FlatMap(_bucket_pairs)
                 # A pair met in several bands is one candidate.
-                | "GroupPairs" >> beam.GroupByKey()
+                | "GroupPairs" >> grouping.GroupByKey(f"{temp}/pairs")
                 | "ByFirst" >> beam.Map(lambda kv: kv[0])
             )
             signatures = live | "SignatureById" >> beam.FlatMap(lambda s: [(s.id, s.signature)] if s.signature else [])
             candidates = (
                 {"pair": pairs, "signature": signatures}
-                | "JoinFirst" >> beam.CoGroupByKey()
+                | "JoinFirst" >> grouping.CoGroupByKey(f"{temp}/first")
                 | "AttachFirst" >> beam.FlatMap(_attach_first)
             )
             candidates = (
                 {"pair": candidates, "signature": signatures}
-                | "JoinSecond" >> beam.CoGroupByKey()
+                | "JoinSecond" >> grouping.CoGroupByKey(f"{temp}/second")
                 | "Verify" >> beam.ParDo(_VerifyFn(minhash.similarity_threshold, minhash.verify))
             )
             notes.append(candidates | "CountCandidates" >> beam.Map(_note_tally(DedupNote.CANDIDATE_EDGES)))
@@ -521,10 +433,10 @@ class Deduplicate(beam.PTransform):
             labels = edges | "Components" >> ConnectedComponents(max_rounds=config.max_rounds)
             resolved = (
                 {"label": labels, "sketch": live | "SketchById" >> beam.Map(lambda s: (s.id, s))}
-                | "JoinLabels" >> beam.CoGroupByKey()
+                | "JoinLabels" >> grouping.CoGroupByKey(f"{temp}/labels")
                 | "ByCluster" >> beam.FlatMap(
                     lambda kv: [(label, sketch) for label in kv[1]["label"] for sketch in kv[1]["sketch"]])
-                | "GroupCluster" >> beam.GroupByKey()
+                | "GroupCluster" >> grouping.GroupByKey(f"{temp}/clusters")
                 | "Resolve" >> beam.ParDo(_ResolveClusterFn(config.report_members)).with_outputs(
                     CLUSTER_ROWS, "summary", main="removed")
             )
@@ -558,9 +470,13 @@ class Deduplicate(beam.PTransform):
         pair_ids = sampled | "PairIds" >> beam.FlatMap(lambda top: [i for c in top for i in (c.a, c.b)])
 
         all_removed = (tuple(removals) or (p | "NoRemovals" >> beam.Create([]),)) | "MergeRemovals" >> beam.Flatten()
-        joined = (docs, all_removed) | "Decide" >> _JoinDecisions(
-            _ApplyRemovalsFn(config.report_text_chars), (AsList(shown_ids), AsList(pair_ids)), self._temp_dir,
-            (REJECTED, TALLY, SNIPPETS, DOMAINS), KEPT)
+        joined = (
+            {"doc": docs | "DocById" >> beam.Map(lambda d: (d.id, d)), "removed": all_removed}
+            | "JoinDecisions" >> grouping.CoGroupByKey(f"{temp}/decisions")
+            | "ApplyDecisions" >> beam.ParDo(
+                _ApplyRemovalsFn(config.report_text_chars), AsList(shown_ids), AsList(pair_ids)).with_outputs(
+                REJECTED, TALLY, SNIPPETS, DOMAINS, main=KEPT)
+        )
         domains = (
             joined[DOMAINS]
             | "SumDomains" >> beam.CombinePerKey(SumPairs())

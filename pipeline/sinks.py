@@ -107,12 +107,14 @@ class Spill:
 
 
 class SpillRows(beam.DoFn):
-    """Rows to spill files of about SPILL_BYTES, each sorted by id hash."""
+    """Rows to spill files of about SPILL_BYTES, each sorted by a 64-bit hash (of the id by default)."""
 
-    def __init__(self, temp_dir: str, schema: pa.Schema, size_of: Callable[[dict], int]):
+    def __init__(self, temp_dir: str, schema: pa.Schema, size_of: Callable[[dict], int],
+                 hash_of: Callable[[dict], int] | None = None):
         self._temp_dir = temp_dir
         self._schema = schema
         self._size_of = size_of
+        self._hash_of = hash_of  # a row's 64-bit hash; by default id_hash of its "id"
 
     def start_bundle(self):
         self._rows: list[dict] = []
@@ -134,7 +136,8 @@ class SpillRows(beam.DoFn):
     def _spill(self) -> Spill:
         rows, sizes, total = self._rows, self._sizes, self._size
         self._rows, self._sizes, self._size = [], [], 0
-        hashes = np.fromiter((id_hash(row["id"]) for row in rows), dtype=np.uint64, count=len(rows))
+        hash_of = self._hash_of or (lambda row: id_hash(row["id"]))
+        hashes = np.fromiter((hash_of(row) for row in rows), dtype=np.uint64, count=len(rows))
         order = np.argsort(hashes, kind="stable")
         hashes = hashes[order]
         table = pa.Table.from_pylist([rows[i] for i in order.tolist()], schema=self._schema)
@@ -304,10 +307,10 @@ class ShardedWrite(beam.PTransform):
 
 
 def runs_locally(pipeline: beam.Pipeline) -> bool:
-    """Whether a pipeline runs on Beam's local FnApiRunner (what winnow runs DirectRunner jobs on)."""
-    from apache_beam.runners.portability.fn_api_runner.fn_runner import FnApiRunner
-
-    return isinstance(pipeline.runner, FnApiRunner)
+    """Whether a pipeline runs on one of Beam's local runners: FnApiRunner (what winnow runs
+    DirectRunner jobs on), or Beam's own DirectRunner, which picks Prism or FnApiRunner itself."""
+    return type(pipeline.runner).__name__ in {
+        "FnApiRunner", "DirectRunner", "SwitchingDirectRunner", "BundleBasedDirectRunner", "PrismRunner"}
 
 
 def _remove_spills(written: list[tuple[int, dict]], temp_dir: str) -> list[dict]:

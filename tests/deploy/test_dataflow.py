@@ -22,7 +22,7 @@ DRY_RUN = ["--project=winnow-test", "--region=us-central1", "--temp_location=gs:
 STEPS = [
     "Read/ReadRecords", "Decode/DecodeBytes", "Extract/ExtractMainText", "Repair/RepairText",
     "Language/IdentifyLanguage", "Quality/ApplyQualityRules", "Dedup/Sketch", "Dedup/ByDigest",
-    "Dedup/GroupBands", "Dedup/Components", "Dedup/Verify", "Dedup/Resolve", "Dedup/Decide/JoinDecisions",
+    "Dedup/GroupBands", "Dedup/Components", "Dedup/Verify", "Dedup/Resolve", "Dedup/JoinDecisions",
     "DedupReport", "TrainTokenizer", "Tokenize/EncodeDocuments", "Tokenize/WriteTokenShards",
     "WriteCurated", "WriteRejected", "WriteClusters", "Stats/WriteStatsJson",
 ]
