@@ -152,6 +152,8 @@ def _take(docs: list[Doc], megabytes: float) -> list[Doc]:
 
 
 def run_stage(tokenizer_path: str, docs: list[Doc], workdir: Path, label: str) -> tuple[float, dict]:
+    from pipeline.curate import local_runner
+
     """The Tokenize stage alone in a pipeline that reads the documents from Parquet; (seconds, manifest)."""
     source = workdir / "docs.parquet"
     if not source.exists():
@@ -159,7 +161,8 @@ def run_stage(tokenizer_path: str, docs: list[Doc], workdir: Path, label: str) -
     out = workdir / f"tokens-{label}"
     config = TokenizerConfig()
     start = time.perf_counter()
-    with beam.Pipeline(options=PipelineOptions(["--runner=DirectRunner"])) as p:
+    options = PipelineOptions(["--runner=DirectRunner"])
+    with beam.Pipeline(runner=local_runner(options), options=options) as p:  # as `winnow run` does
         rows = p | "Read" >> beam.io.ReadFromParquet(str(source))
         documents = rows | "ToDoc" >> beam.Map(lambda r: Doc(r["id"], r["text"], ""))
         path = p | "TokenizerPath" >> beam.Create([tokenizer_path])
