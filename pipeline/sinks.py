@@ -247,9 +247,8 @@ class ShardedWrite(beam.PTransform):
         schema, target, write, size_of = self._schema, self._target, self._write, self._size_of
         inputs = inputs if isinstance(inputs, tuple) else (inputs,)
         pipeline = inputs[0].pipeline
-        if self._spill is None:
-            self._spill = runs_locally(pipeline)
-        if self._spill:
+        spill = runs_locally(pipeline) if self._spill is None else self._spill
+        if spill:
             # Each input spills in the stage that makes it; only the spill references are merged.
             spills = tuple(
                 rows | f"Spill{i}" >> beam.ParDo(SpillRows(self._temp_dir, schema, size_of))
@@ -281,7 +280,7 @@ class ShardedWrite(beam.PTransform):
             # With no rows at all, still leave one empty shard, so readers of the glob find a schema.
             return [] if totals[0] else [(0, write(0, 1, schema.empty_table(), **side_inputs))]
 
-        if self._spill:
+        if spill:
             written = (
                 spills
                 | "RouteSpills" >> beam.FlatMap(route, totals=totals)
