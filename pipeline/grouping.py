@@ -45,13 +45,16 @@ def _partitions(totals: tuple[int, int]) -> int:
     return shard_count(totals[1], PARTITION_BYTES)
 
 
-def _group_partition(keyed, totals: tuple[int, int], tags: int) -> Iterator[tuple[object, list[list]]]:
+def _group_partition(keyed, totals: tuple[int, int], tags: int, name: str) -> Iterator[tuple[object, list[list]]]:
     """One partition's pairs, read back from the spill files and grouped: (key, values per tag)."""
+    from pipeline.stages import record_worker_memory
+
     partition, refs = keyed
     groups: dict[bytes, list[list[bytes]]] = {}
     for table in read_spilled(partition, _partitions(totals), refs, per_group=True):
         for key, tag, value in zip(table["key"].to_pylist(), table["tag"].to_pylist(), table["value"].to_pylist()):
             groups.setdefault(key, [[] for _ in range(tags)])[tag].append(value)
+    record_worker_memory(f"group.{name}")
     for key in sorted(groups):
         yield pickle.loads(key), [[pickle.loads(v) for v in values] for values in groups.pop(key)]
 
@@ -83,7 +86,8 @@ class _SpilledGroup(beam.PTransform):
             spills
             | "RouteSpills" >> beam.FlatMap(lambda spill, totals: spill_refs(spill, _partitions(totals)), totals=totals)
             | "GroupPartitions" >> beam.GroupByKey()
-            | "GroupInPartition" >> beam.FlatMap(_group_partition, totals=totals, tags=tags)
+            | "GroupInPartition" >> beam.FlatMap(_group_partition, totals=totals, tags=tags,
+                                                 name=self._temp_dir.rsplit("/", 1)[-1])
         )
         # The spill files go once every partition is grouped.
         (grouped | "CountKeys" >> beam.combiners.Count.Globally() | "RemoveSpills" >> beam.Map(_remove, self._temp_dir))
