@@ -136,12 +136,12 @@ def parse_file_table(cls: type, table: Mapping[str, Any], source: str) -> Any:
         raise ConfigError(f"{source}: {error}") from None
 
 
-def read_toml(path: str | os.PathLike) -> dict[str, Any]:
+def read_toml(path: str | os.PathLike, kind: str = "job file") -> dict[str, Any]:
     """A TOML file's table; an unreadable file or invalid TOML is a one-line ConfigError."""
     try:
         raw = open(path, "rb").read()
     except OSError as error:
-        raise ConfigError(f"{path}: cannot read the job file ({error.strerror})") from None
+        raise ConfigError(f"{path}: cannot read the {kind} ({error.strerror})") from None
     try:
         return tomllib.loads(raw.decode("utf-8"))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as error:

@@ -112,7 +112,7 @@ def apply_profile(job: Job, path: str | os.PathLike) -> Job:
     deploy/dataflow/profile.toml: one job file runs anywhere by naming another profile, its
     own [runner] table being the default for local runs. Flags after `--` still win over both.
     """
-    table = read_toml(path)
+    table = read_toml(path, "runner profile")
     other = sorted(set(table) - {"runner"})
     if other:
         raise ConfigError(f"{path}: a runner profile holds only a [runner] table, not {other[0]!r}")

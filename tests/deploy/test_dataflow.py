@@ -67,6 +67,8 @@ def test_a_profile_with_anything_but_a_runner_table_is_refused(tmp_path):
     bad.write_text('[runner]\nrunner = "DataflowRunner"\n[dedup]\nenabled = false\n')
     with pytest.raises(ConfigError, match="only a \\[runner\\] table, not 'dedup'"):
         apply_profile(load_job(ROOT / "jobs" / "sample.toml"), bad)
+    with pytest.raises(ConfigError, match="cannot read the runner profile"):
+        apply_profile(load_job(ROOT / "jobs" / "sample.toml"), tmp_path / "missing.toml")
 
 
 def test_winnow_run_dry_run_prints_the_job_and_writes_nothing(tmp_path, capsys):
