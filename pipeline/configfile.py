@@ -41,7 +41,7 @@ def _describe(value: Any) -> str:
     return text if len(text) <= 40 else text[:37] + "..."
 
 
-def _coerce(value: Any, tp: Any, where: str) -> Any:
+def coerce(value: Any, tp: Any, where: str) -> Any:
     """Check `value` against the annotation `tp`; return it in its frozen form."""
     origin = get_origin(tp)
     if tp is Any:
@@ -53,7 +53,7 @@ def _coerce(value: Any, tp: Any, where: str) -> Any:
     if origin in (Union, types.UnionType):
         for option in get_args(tp):
             try:
-                return _coerce(value, option, where)
+                return coerce(value, option, where)
             except ConfigError:
                 continue
         raise ConfigError(f"{where}: expected {_type_name(tp)}, got {_describe(value)}")
@@ -70,16 +70,16 @@ def _coerce(value: Any, tp: Any, where: str) -> Any:
             raise ConfigError(f"{where}: expected {_type_name(tp)}, got {_describe(value)}")
         args = get_args(tp)
         if len(args) == 2 and args[1] is Ellipsis:
-            return tuple(_coerce(v, args[0], f"{where}[{i}]") for i, v in enumerate(value))
+            return tuple(coerce(v, args[0], f"{where}[{i}]") for i, v in enumerate(value))
         if len(value) != len(args):
             raise ConfigError(f"{where}: expected {_type_name(tp)}, got {_describe(value)}")
-        return tuple(_coerce(v, a, f"{where}[{i}]") for i, (v, a) in enumerate(zip(value, args)))
+        return tuple(coerce(v, a, f"{where}[{i}]") for i, (v, a) in enumerate(zip(value, args)))
     if origin in (dict, Mapping, typing.Mapping):
         if not isinstance(value, Mapping):
             raise ConfigError(f"{where}: expected {_type_name(tp)}, got {_describe(value)}")
         key_tp, value_tp = get_args(tp)
         frozen = {
-            _coerce(k, key_tp, where): _coerce(v, value_tp, f"{where}.{k}") for k, v in value.items()
+            coerce(k, key_tp, where): coerce(v, value_tp, f"{where}.{k}") for k, v in value.items()
         }
         return types.MappingProxyType(frozen)
     if tp is bool:
@@ -110,7 +110,7 @@ def build(cls: type, table: Mapping[str, Any], where: str) -> Any:
         raise ConfigError(f"{section} {unknown[0]!r}; allowed: {allowed}")
     kwargs = {}
     for name, value in table.items():
-        kwargs[name] = _coerce(value, hints[name], f"{where}.{name}" if where else name)
+        kwargs[name] = coerce(value, hints[name], f"{where}.{name}" if where else name)
     missing = [
         name
         for name, f in fields.items()

@@ -250,11 +250,9 @@ def run_curation_pipeline(job: Job, extra_flags: Sequence[str] = (), overwrite: 
     p = beam.Pipeline(runner=local_runner(options), options=options)
     build_curation(p, job, files)
     result = p.run()
-    if not wait:
+    if dry_run or not wait:
         return None, result
     result.wait_until_finish()
-    if dry_run:
-        return None, result
     remove_tree(f"{run_dir}/{TEMP_DIR}")  # each writer removed its own spill files; this is the empty rest
     write_metrics(f"{run_dir}/metrics.json", result)
     return read_stats(run_dir), result

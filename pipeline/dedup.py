@@ -2,10 +2,11 @@
 
 Only small per-document sketches (id, URL, crawl date, digest, signature) travel through
 the grouping steps; the documents themselves meet the decisions once, at the end, by id.
-Every grouping goes through `pipeline.grouping`: the runner's shuffle on Dataflow and Flink,
-spill files on the local runner, so no worker holds a grouped collection in memory. Every grouping is keyed (by URL, digest, LSH band, cluster or id), so
-no step gathers all sketches, edges or documents on one worker. The report's pieces are
-bounded by the job (top clusters, sampled pairs, top domains) before they meet.
+Every grouping is keyed (by URL, digest, LSH band, cluster or id), so no step gathers all
+sketches, edges or documents on one worker, and goes through `pipeline.grouping`: the
+runner's shuffle on Dataflow and Flink, spill files on the local runner, so no worker holds
+a grouped collection in memory. The report's pieces are bounded by the job (top clusters,
+sampled pairs, top domains) before they meet.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from pipeline.minhash import (
     MinHashConfig, MinHasher, band_keys, estimated_jaccard, normalize_for_dedup, shingle_hashes, word_shingles,
 )
 from pipeline import grouping
-from pipeline.sinks import SumPairs
+from pipeline.sinks import SumPairs, runs_locally
 from pipeline.stages import KEPT, REJECTED, TALLY, AccountedFn, tally_key
 
 CLUSTER_ROWS = "cluster_rows"
@@ -323,23 +324,20 @@ class _ApplyRemovalsFn(AccountedFn):
         doc_id, joined = keyed
         removals = list(joined["removed"])
         shown, paired = self._id_sets(shown_ids, pair_ids)
-        for doc in joined["doc"]:
-            yield from self._decide(doc, removals, shown, paired)
-
-    def _decide(self, doc: Document, removals: list[Removal], shown: set, paired: set) -> Iterator:
-        self._tally[self._in_key] += 1
         removed = bool(removals)
-        yield TaggedOutput(DOMAINS, (domain_of(doc.url), (1, int(removed))))
-        if doc.id in shown or doc.id in paired:
-            # The sampled pairs need whole texts for their exact Jaccard; members shown only a part.
-            text = doc.text if doc.id in paired else (doc.text or "")[: self._text_chars]
-            yield TaggedOutput(SNIPPETS, {"id": doc.id, "url": doc.url, "text": text})
-        if removed:
-            removal = min(removals, key=lambda r: (r.reason, r.kept_id))
-            yield self.rejected(doc, Outcome.DROPPED, removal.reason,
-                                f"duplicate of {removal.kept_id} (similarity {removal.similarity:.3f})")
-        else:
-            yield self.kept(doc)
+        for doc in joined["doc"]:
+            self._tally[self._in_key] += 1
+            yield TaggedOutput(DOMAINS, (domain_of(doc.url), (1, int(removed))))
+            if doc_id in shown or doc_id in paired:
+                # The sampled pairs need whole texts for their exact Jaccard; members shown only a part.
+                text = doc.text if doc_id in paired else (doc.text or "")[: self._text_chars]
+                yield TaggedOutput(SNIPPETS, {"id": doc_id, "url": doc.url, "text": text})
+            if removed:
+                removal = min(removals, key=lambda r: (r.reason, r.kept_id))
+                yield self.rejected(doc, Outcome.DROPPED, removal.reason,
+                                    f"duplicate of {removal.kept_id} (similarity {removal.similarity:.3f})")
+            else:
+                yield self.kept(doc)
 
 
 class _CountFn(AccountedFn):
@@ -373,7 +371,7 @@ class Deduplicate(beam.PTransform):
         super().__init__()
         self._config = config
         # Spill files of the groupings on the local runner (each removed when done); elsewhere unused.
-        self._temp_dir = temp_dir or tempfile.mkdtemp(prefix="winnow-dedup-")
+        self._temp_dir = temp_dir
 
     def expand(self, docs) -> DedupOutputs:
         config = self._config
@@ -381,7 +379,7 @@ class Deduplicate(beam.PTransform):
             out = docs | "CountOnly" >> beam.ParDo(_CountFn()).with_outputs(REJECTED, TALLY, main=KEPT)
             return DedupOutputs(kept=out[KEPT], rejected=out[REJECTED], tally=out[TALLY])
         minhash = config.minhash
-        temp = self._temp_dir
+        temp = self._temp_dir or (tempfile.mkdtemp(prefix="winnow-dedup-") if runs_locally(docs.pipeline) else "")
         sketches = docs | "Sketch" >> beam.ParDo(_SketchFn(minhash))
         removals, cluster_rows, notes = [], [], []
         live = sketches

@@ -21,7 +21,7 @@ from collections.abc import Iterator
 import apache_beam as beam
 import pyarrow as pa
 
-from pipeline.sinks import SpillRows, SumPairs, read_spilled, remove_tree, runs_locally, shard_count, spill_refs
+from pipeline.sinks import read_spilled, remove_tree, runs_locally, shard_count, spill_partitions
 
 PARTITION_BYTES = 32 << 20  # pickled pairs grouped in memory at a time on the local runner
 _SCHEMA = pa.schema([("key", pa.binary()), ("tag", pa.int32()), ("value", pa.binary())])
@@ -41,17 +41,14 @@ def _key_hash(row: dict) -> int:
     return int.from_bytes(hashlib.blake2b(row["key"], digest_size=8).digest(), "big")
 
 
-def _partitions(totals: tuple[int, int]) -> int:
-    return shard_count(totals[1], PARTITION_BYTES)
-
-
-def _group_partition(keyed, totals: tuple[int, int], tags: int, name: str) -> Iterator[tuple[object, list[list]]]:
+def _group_partition(keyed, totals: tuple[int, int], tags: int, name: str,
+                     partition_bytes: int) -> Iterator[tuple[object, list[list]]]:
     """One partition's pairs, read back from the spill files and grouped: (key, values per tag)."""
     from pipeline.stages import record_worker_memory
 
     partition, refs = keyed
     groups: dict[bytes, list[list[bytes]]] = {}
-    for table in read_spilled(partition, _partitions(totals), refs, per_group=True):
+    for table in read_spilled(partition, shard_count(totals[1], partition_bytes), refs, per_group=True):
         for key, tag, value in zip(table["key"].to_pylist(), table["tag"].to_pylist(), table["value"].to_pylist()):
             groups.setdefault(key, [[] for _ in range(tags)])[tag].append(value)
     record_worker_memory(f"group.{name}")
@@ -72,23 +69,12 @@ class _SpilledGroup(beam.PTransform):
 
     def expand(self, inputs: tuple):
         tags = len(inputs)
-        # Each input spills in the stage that makes it; only spill references are merged.
-        spills = tuple(
-            pairs
-            | f"ToRows{tag}" >> beam.Map(_pair_row, tag)
-            | f"Spill{tag}" >> beam.ParDo(SpillRows(self._temp_dir, _SCHEMA, _row_bytes, _key_hash))
-            for tag, pairs in enumerate(inputs)
-        ) | "MergeSpills" >> beam.Flatten()
-        totals = beam.pvalue.AsSingleton(
-            spills | "SpillSizes" >> beam.Map(lambda spill: (spill.rows, spill.bytes))
-            | "MeasureSpills" >> beam.CombineGlobally(SumPairs()))
-        grouped = (
-            spills
-            | "RouteSpills" >> beam.FlatMap(lambda spill, totals: spill_refs(spill, _partitions(totals)), totals=totals)
-            | "GroupPartitions" >> beam.GroupByKey()
-            | "GroupInPartition" >> beam.FlatMap(_group_partition, totals=totals, tags=tags,
-                                                 name=self._temp_dir.rsplit("/", 1)[-1])
-        )
+        # Each input spills in the stage that makes it; only spill references are grouped.
+        rows = tuple(pairs | f"ToRows{tag}" >> beam.Map(_pair_row, tag) for tag, pairs in enumerate(inputs))
+        partitions, totals = spill_partitions(rows, self._temp_dir, _SCHEMA, _row_bytes, PARTITION_BYTES, _key_hash)
+        grouped = partitions | "GroupInPartition" >> beam.FlatMap(
+            _group_partition, totals=beam.pvalue.AsSingleton(totals), tags=tags,
+            name=self._temp_dir.rsplit("/", 1)[-1], partition_bytes=PARTITION_BYTES)
         # The spill files go once every partition is grouped.
         (grouped | "CountKeys" >> beam.combiners.Count.Globally() | "RemoveSpills" >> beam.Map(_remove, self._temp_dir))
         return grouped

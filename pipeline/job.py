@@ -12,7 +12,7 @@ from typing import Any, Literal
 
 import tomli_w
 
-from pipeline.configfile import ConfigError, _coerce, parse_file_table, read_toml, to_table
+from pipeline.configfile import ConfigError, coerce, parse_file_table, read_toml, to_table
 from pipeline.decode import DecodeConfig
 from pipeline.dedup import DedupConfig
 from pipeline.extract import ExtractConfig
@@ -119,7 +119,7 @@ def apply_profile(job: Job, path: str | os.PathLike) -> Job:
     if "runner" not in table:
         raise ConfigError(f"{path}: a runner profile needs a [runner] table of Beam options")
     try:
-        profile = _coerce(table["runner"], typing.get_type_hints(Job)["runner"], "runner")
+        profile = coerce(table["runner"], typing.get_type_hints(Job)["runner"], "runner")
     except ConfigError as error:
         raise ConfigError(f"{path}: {error}") from None
     return dataclasses.replace(job, runner={**job.runner, **profile})

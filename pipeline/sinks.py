@@ -84,13 +84,6 @@ def write_table(path: str, table: pa.Table, sizes: np.ndarray, row_group_bytes: 
             writer.write_table(table.slice(start), row_group_size=max(1, table.num_rows - start))
 
 
-def write_parquet(path: str, rows: list[dict], schema: pa.Schema, row_group_bytes: int,
-                  compression: str, compression_level: int) -> None:
-    """One Parquet file, rows sorted by id, row groups of about row_group_bytes."""
-    table = pa.Table.from_pylist(sorted(rows, key=lambda r: r["id"]), schema=schema)
-    write_table(path, table, row_sizes(table), row_group_bytes, compression, compression_level)
-
-
 SPILL_HASH = "_winnow_shard_hash"
 SPILL_BYTES = 8 << 20  # row bytes a worker holds before it writes them to a spill file
 SPILL_GROUP_BYTES = 128 << 10  # spill row groups: the unit a shard writer reads
@@ -173,6 +166,29 @@ class SumPairs(beam.CombineFn):
         return acc
 
 
+def spill_partitions(inputs: tuple, temp_dir: str, schema: pa.Schema, size_of: Callable[[dict], int],
+                     partition_bytes: int, hash_of: Callable[[dict], int] | None = None):
+    """Rows spilled to files where they are made, and references to the files' row groups grouped
+    by hash partition, as many partitions as `partition_bytes` fit in the total
+    (`shard_count(totals[1], partition_bytes)`). Applied inside a composite's expand; returns
+    the (partition, refs) groups and a one-element PCollection of the (rows, bytes) totals.
+    """
+    spills = tuple(
+        rows | f"Spill{i}" >> beam.ParDo(SpillRows(temp_dir, schema, size_of, hash_of))
+        for i, rows in enumerate(inputs)
+    ) | "MergeSpills" >> beam.Flatten()
+    totals = (spills | "SpillSizes" >> beam.Map(lambda spill: (spill.rows, spill.bytes))
+              | "MeasureSpills" >> beam.CombineGlobally(SumPairs()))
+    grouped = (
+        spills
+        | "RouteSpills" >> beam.FlatMap(
+            lambda spill, totals: spill_refs(spill, shard_count(totals[1], partition_bytes)),
+            totals=beam.pvalue.AsSingleton(totals))
+        | "GroupByPartition" >> beam.GroupByKey()
+    )
+    return grouped, totals
+
+
 def spill_refs(spill: Spill, count: int) -> Iterator[tuple[int, tuple[str, int]]]:
     """(shard, (spill path, row group)) for every shard of `count` that a row group may hold rows of."""
     for group, (low, high) in enumerate(spill.groups):
@@ -249,19 +265,13 @@ class ShardedWrite(beam.PTransform):
         pipeline = inputs[0].pipeline
         spill = runs_locally(pipeline) if self._spill is None else self._spill
         if spill:
-            # Each input spills in the stage that makes it; only the spill references are merged.
-            spills = tuple(
-                rows | f"Spill{i}" >> beam.ParDo(SpillRows(self._temp_dir, schema, size_of))
-                for i, rows in enumerate(inputs)
-            ) | "MergeSpills" >> beam.Flatten()
-            sizes = spills | "SpillSizes" >> beam.Map(lambda spill: (spill.rows, spill.bytes))
+            # Each input spills in the stage that makes it; only the spill references are grouped.
+            by_shard, sizes = spill_partitions(inputs, self._temp_dir, schema, size_of, target)
         else:
             rows = inputs | "MergeRows" >> beam.Flatten()
-            sizes = rows | "RowSizes" >> beam.Map(lambda row: (1, size_of(row)))
-        totals = beam.pvalue.AsSingleton(sizes | "Measure" >> beam.CombineGlobally(SumPairs()))
-
-        def route(spill: Spill, totals: tuple[int, int]):
-            return spill_refs(spill, shard_count(totals[1], target))
+            sizes = (rows | "RowSizes" >> beam.Map(lambda row: (1, size_of(row)))
+                     | "Measure" >> beam.CombineGlobally(SumPairs()))
+        totals = beam.pvalue.AsSingleton(sizes)
 
         def write_spilled(keyed, totals: tuple[int, int], **side_inputs) -> Iterator[tuple[int, dict]]:
             shard, refs = keyed
@@ -281,12 +291,7 @@ class ShardedWrite(beam.PTransform):
             return [] if totals[0] else [(0, write(0, 1, schema.empty_table(), **side_inputs))]
 
         if spill:
-            written = (
-                spills
-                | "RouteSpills" >> beam.FlatMap(route, totals=totals)
-                | "GroupByShard" >> beam.GroupByKey()
-                | "WriteShard" >> beam.FlatMap(write_spilled, totals=totals, **self._side_inputs)
-            )
+            written = by_shard | "WriteShard" >> beam.FlatMap(write_spilled, totals=totals, **self._side_inputs)
         else:
             written = (
                 rows
