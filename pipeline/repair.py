@@ -74,11 +74,18 @@ _TOUCHED = re.compile(_char_class(_TOUCHED_CODEPOINTS))
 _NEEDS_FTFY = re.compile(_char_class(_TOUCHED_CODEPOINTS - _QUOTES - set(chardata.WIDTH_MAP)))
 
 
-def _required_characters(pattern: re.Pattern) -> tuple[set[int], int]:
-    """Characters of which every match of `pattern` holds at least one, and its longest match.
+# Punctuation that ordinary prose holds: guillemets, inverted marks, degree sign, middle dot,
+# dashes and typographic quotes.
+_PROSE_PUNCTUATION = frozenset(map(ord, "«»¡¿°·–—‘’“”„"))
 
-    For each alternative of the top-level choice, one position with a finite character set is
-    picked, preferring sets with few everyday letters, so that ordinary text rarely holds one.
+
+def _screen(pattern: re.Pattern) -> tuple[set[int], list[tuple[set[int], set[int]]]]:
+    """A cheap test that every match of `pattern` passes: single characters, of which a match
+    holds at least one, and pairs of character sets, of which it holds one pair side by side.
+
+    For each alternative of the top-level choice, the position with a finite character set, or
+    the two adjacent such positions, that ordinary text is least likely to hold is picked:
+    `[Â][«»]` is rarer than either «» (prose in French or Russian) or Â alone.
     """
     parsed = sre_parser.parse(pattern.pattern, pattern.flags)
     (op, (_, alternatives)), = parsed.data  # one top-level alternation
@@ -98,35 +105,62 @@ def _required_characters(pattern: re.Pattern) -> tuple[set[int], int]:
                 chars.update(range(v[0], v[1] + 1))
             else:  # a category such as \s or \w: not finite
                 return None
-        return chars
+        return None if ord("\n") in chars else chars
 
-    def everyday(chars: set[int]) -> tuple[int, int, int]:
-        # How often ordinary text holds these: ASCII most, then the letters of Latin-1, Greek
-        # and the Russian alphabet (not the rarer Cyrillic letters that only mojibake shows).
-        ascii_chars = sum(c < 0x80 for c in chars)
-        letters = sum(unicodedata.category(chr(c)).startswith("L") and c not in (0xAA, 0xB5, 0xBA)
-                      and (c < 0x250 or 0x386 <= c <= 0x3CE or 0x410 <= c <= 0x44F or c in (0x401, 0x451)) for c in chars)
-        return ascii_chars, letters, len(chars)
+    def weight(c: int) -> float:
+        # A rough frequency per thousand characters of ordinary text: ASCII most, then the
+        # small letters of Latin-1, Latin Extended, Greek and Cyrillic and the punctuation of
+        # prose (guillemets, inverted marks, degree sign, dashes), then capital letters; the
+        # symbols and box-drawing characters that mostly mojibake shows least.
+        if c < 0x80:
+            return 1000.0
+        category = unicodedata.category(chr(c))
+        if c in _PROSE_PUNCTUATION or (category == "Ll" and c not in (0xAA, 0xB5, 0xBA) and c < 0x530):
+            return 10.0
+        if category == "Lu" and c < 0x530:
+            return 1.0
+        return 0.01
 
-    required: set[int] = set()
+    def cost(chars: set[int]) -> float:
+        return sum(map(weight, chars))
+
+    singles: set[int] = set()
+    pairs: list[tuple[set[int], set[int]]] = []
     for alternative in alternatives:
-        candidates = [chars for chars in map(finite, alternative.data) if chars]
-        if not candidates:
+        sets = [finite(item) for item in alternative.data]
+        options = [(cost(a), a, None) for a in sets if a]
+        # Adjacent single-character positions match adjacent characters.
+        options += [(cost(a) * cost(b) / 1000, a, b) for a, b in zip(sets, sets[1:]) if a and b]
+        if not options:
             raise RuntimeError("an alternative of ftfy's badness pattern has no finite character set")
-        required |= min(candidates, key=everyday)
-    return required, parsed.getwidth()[1]
+        # On a tie, a pair: a small letter next to a capital is rarer than the product says.
+        _, first, second = min(options, key=lambda option: (option[0], option[2] is None, len(option[1])))
+        if second is None:
+            singles |= first
+        else:
+            pairs.append((first, second))
+    return singles, pairs
 
 
-_MOJIBAKE_CHARS, _MOJIBAKE_WIDTH = _required_characters(BADNESS_RE)
-_MOJIBAKE_CHAR = re.compile(_char_class(_MOJIBAKE_CHARS))
-# A line with none of these is left as it is by ftfy when it is already in normal form.
-_NOTABLE = re.compile(_char_class(_TOUCHED_CODEPOINTS | _MOJIBAKE_CHARS))
+def _screen_regex(singles: set[int], pairs: list[tuple[set[int], set[int]]], extra: set[int] = frozenset()) -> re.Pattern:
+    """One character of `singles | extra`, or a pair: a leading character class, so that the
+    regex engine skips ahead to candidates, and a lookbehind to tell which kind it found."""
+    leading = singles | set(extra) | set().union(*(a for a, _ in pairs))
+    tails = [f"(?<={_char_class(singles | set(extra))})"] if singles or extra else []
+    tails += [f"(?<={_char_class(a)}){_char_class(b)}" for a, b in pairs]
+    return re.compile(_char_class(leading) + "(?:" + "|".join(tails) + ")")
+
+
+_MOJIBAKE_SINGLES, _MOJIBAKE_PAIRS = _screen(BADNESS_RE)
+_MOJIBAKE_SCREEN = _screen_regex(_MOJIBAKE_SINGLES, _MOJIBAKE_PAIRS)
+# A line with no match is left as it is by ftfy when it is already in normal form.
+_NOTABLE = _screen_regex(_MOJIBAKE_SINGLES, _MOJIBAKE_PAIRS, _TOUCHED_CODEPOINTS)
 
 
 def is_bad(text: str) -> bool:
-    """`ftfy.badness.is_bad`, answered without the full search when none of the characters that
-    every match of ftfy's badness pattern holds occurs in the text (as in most lines)."""
-    return _MOJIBAKE_CHAR.search(text) is not None and BADNESS_RE.search(text) is not None
+    """`ftfy.badness.is_bad`, answered without the full search when the text fails the screen
+    that every match of ftfy's badness pattern passes (as most lines do)."""
+    return _MOJIBAKE_SCREEN.search(text) is not None and BADNESS_RE.search(text) is not None
 
 
 def _ftfy_config(config: RepairConfig, unescape: bool | str) -> ftfy.TextFixerConfig:
