@@ -14,6 +14,7 @@ import logging
 import time
 from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 
 import apache_beam as beam
@@ -177,11 +178,14 @@ def _admit(doc, config: TokenizerConfig, threshold: int) -> Iterator[SampleDocum
 class DocumentEncoder:
     """Encodes (id, text) pairs in batches with one tokenizer; tallies what it does.
 
-    Shared by the Beam DoFn and the local `winnow tokenize` command.
+    Shared by the Beam DoFn and the local `winnow tokenize` command. With `overlap`, a full
+    batch is encoded on a background thread (the tokenizer releases the GIL and spreads a batch
+    over every core) while the caller goes on reading and writing, and `add` returns the rows of
+    the batch before; `finish` waits for the last. The rows are the same either way.
     """
 
     def __init__(self, tokenizer: Tokenizer, config: TokenizerConfig, batch_size: int = ENCODE_BATCH_DOCUMENTS,
-                 batch_chars: int = ENCODE_BATCH_CHARS):
+                 batch_chars: int = ENCODE_BATCH_CHARS, overlap: bool = False):
         self.tokenizer = tokenizer
         self._config = config
         self._batch_size = batch_size
@@ -190,9 +194,11 @@ class DocumentEncoder:
         self._texts: list[str] = []
         self._chars = 0
         self.tally: Counter = Counter()
+        self._executor = ThreadPoolExecutor(1, thread_name_prefix="winnow-encode") if overlap else None
+        self._running: Future | None = None
 
     def add(self, doc_id: str, text: str) -> list[TokenRow]:
-        """Queue one document; returns the rows of a batch when one is full."""
+        """Queue one document; returns rows when a batch is full (with overlap: the batch before's)."""
         self.tally[IN_KEY] += 1
         if too_long(text, self._config):
             self.tally[TOO_LONG_KEY] += 1
@@ -204,29 +210,52 @@ class DocumentEncoder:
         return self.flush() if full else []
 
     def flush(self) -> list[TokenRow]:
-        if not self._ids:
-            return []
+        """Encode the queued documents; returns their rows (with overlap: the batch before's)."""
         ids, texts = self._ids, self._texts
         self._ids, self._texts, self._chars = [], [], 0
+        if self._executor is None:
+            return self._collect(self._encode(ids, texts)) if ids else []
+        previous, self._running = self._running, self._executor.submit(self._encode, ids, texts) if ids else None
+        return self._collect(previous.result()) if previous is not None else []
+
+    def finish(self) -> list[TokenRow]:
+        """Encode what is queued and return every row not yet returned; the encoder can go on after."""
+        rows = self.flush()
+        if self._running is not None:
+            running, self._running = self._running, None
+            rows += self._collect(running.result())
+        return rows
+
+    def close(self) -> None:
+        if self._executor is not None:
+            self._executor.shutdown(wait=True)
+            self._executor = None
+
+    def _collect(self, result: tuple[list[TokenRow], Counter]) -> list[TokenRow]:
+        rows, tally = result
+        self.tally.update(tally)
+        return rows
+
+    def _encode(self, ids: list[str], texts: list[str]) -> tuple[list[TokenRow], Counter]:
+        """A batch's rows and counts (it may run on the background thread: it touches no state)."""
+        tally: Counter = Counter()
         try:
             encoded = encode_documents(self.tokenizer, texts)
         except Exception:  # one text the tokenizer refuses (a lone surrogate) fails its batch: go one by one
-            return self._one_by_one(ids, texts)
-        return self._rows(ids, encoded, texts)
+            rows = []
+            for doc_id, text in zip(ids, texts):
+                try:
+                    rows += self._rows([doc_id], encode_documents(self.tokenizer, [text]), [text], tally)
+                except Exception as error:  # a record boundary: count it and go on
+                    tally[tally_key(TOKENIZE_STAGE, Outcome.FAILED, type(error).__name__)] += 1
+                    logger.warning("document %s: not tokenized (%s: %s)", doc_id, type(error).__name__, error)
+            return rows, tally
+        return self._rows(ids, encoded, texts, tally), tally
 
-    def _one_by_one(self, ids: list[str], texts: list[str]) -> list[TokenRow]:
-        rows = []
-        for doc_id, text in zip(ids, texts):
-            try:
-                rows += self._rows([doc_id], encode_documents(self.tokenizer, [text]), [text])
-            except Exception as error:  # a record boundary: count it and go on
-                self.tally[tally_key(TOKENIZE_STAGE, Outcome.FAILED, type(error).__name__)] += 1
-                logger.warning("document %s: not tokenized (%s: %s)", doc_id, type(error).__name__, error)
-        return rows
-
-    def _rows(self, ids: list[str], encoded: list[np.ndarray], texts: list[str]) -> list[TokenRow]:
-        self.tally[KEPT_KEY] += len(ids)
-        self.tally[TOKENS_KEY] += sum(len(t) for t in encoded)
+    @staticmethod
+    def _rows(ids: list[str], encoded: list[np.ndarray], texts: list[str], tally: Counter) -> list[TokenRow]:
+        tally[KEPT_KEY] += len(ids)
+        tally[TOKENS_KEY] += sum(len(t) for t in encoded)
         return [(doc_id, tokens.tobytes(), utf8_size(text)) for doc_id, tokens, text in zip(ids, encoded, texts)]
 
 
@@ -245,6 +274,14 @@ class _EncodeFn(beam.DoFn):
         self._tokenizer: Tokenizer | None = None
 
     def start_bundle(self):
+        self._close_encoder()  # one a failed bundle left behind
+
+    def teardown(self):
+        self._close_encoder()
+
+    def _close_encoder(self):
+        if getattr(self, "_encoder", None) is not None:
+            self._encoder.close()
         self._encoder: DocumentEncoder | None = None
 
     def process(self, doc, tokenizer_path: str) -> Iterator[TokenRow]:
@@ -252,19 +289,19 @@ class _EncodeFn(beam.DoFn):
             if tokenizer_path != self._path:
                 self._tokenizer = load_tokenizer(read_tokenizer_file(tokenizer_path), tokenizer_path)
                 self._path = tokenizer_path
-            self._encoder = DocumentEncoder(self._tokenizer, self._config)
+            self._encoder = DocumentEncoder(self._tokenizer, self._config, overlap=True)
         yield from self._encoder.add(doc.id, doc.text)
 
     def finish_bundle(self):
         # Side inputs are not available here, which is why process() keeps the encoder.
         if self._encoder is None:
             return
-        for row in self._encoder.flush():
+        for row in self._encoder.finish():
             yield _in_global_window(row)
         for name, value in self._encoder.tally.items():
             Metrics.counter(NAMESPACE, name).inc(value)
         yield TaggedOutput(TALLY, _in_global_window(dict(self._encoder.tally)))
-        self._encoder = None
+        self._close_encoder()
 
 
 def shard_rows(rows: Iterable[TokenRow], dtype: np.dtype) -> tuple[list[str], list[np.ndarray]]:

@@ -382,8 +382,9 @@ def encode_documents(tokenizer: Tokenizer, texts: Sequence[str]) -> list[np.ndar
     encodings = tokenizer.encode_batch_fast(list(texts), add_special_tokens=False)
     out = []
     for encoding in encodings:
-        ids = np.empty(len(encoding.ids) + 1, dtype=dtype)
-        ids[:-1] = encoding.ids
+        token_ids = encoding.ids  # a new list on every access
+        ids = np.empty(len(token_ids) + 1, dtype=dtype)
+        ids[:-1] = token_ids
         ids[-1] = END_OF_TEXT_ID
         out.append(ids)
     return out

@@ -276,7 +276,7 @@ def run_tokenize(args: argparse.Namespace) -> int:
         files = match_shards(args.input)
         _prepare_out(out, args.overwrite)
         dtype = np.dtype(info.dtype)
-        encoder = DocumentEncoder(tokenizer, config)
+        encoder = DocumentEncoder(tokenizer, config, overlap=True)
         with _progress() as progress, tempfile.TemporaryDirectory(prefix="winnow-tokens-") as spill_dir:
             count = shard_count(measure_text(files, config, progress, "measuring text"), args.target_shard_bytes)
             spill = ShardSpill(spill_dir, count)
@@ -286,7 +286,8 @@ def run_tokenize(args: argparse.Namespace) -> int:
                     for doc_id, text in zip(batch.column("id").to_pylist(), batch.column("text").to_pylist()):
                         spill.add(encoder.add(doc_id, text or ""))
                 progress.advance(task, size)
-            spill.add(encoder.flush())
+            spill.add(encoder.finish())
+            encoder.close()
             task = progress.add_task("writing shards", total=max(1, len(spill.shards)))
             shards = []
             # With no rows at all, one empty shard, so readers of the glob find a schema (as Tokenize does).

@@ -207,6 +207,20 @@ def test_batches_are_bounded_by_documents_and_by_characters(run):
     assert encoder.flush() == []
 
 
+def test_overlapped_encoding_returns_the_same_rows_and_counts(run):
+    tokenizer = load_tokenizer((run / "tokenizer" / "tokenizer.json").read_bytes())
+    docs = [(f"d{i:03d}", f"document {i} " * (i % 7 + 1)) for i in range(50)] + [("bad", "lone \ud800")]
+    plain = DocumentEncoder(tokenizer, CONFIG, batch_size=4)
+    overlapped = DocumentEncoder(tokenizer, CONFIG, batch_size=4, overlap=True)
+    plain_rows = [row for doc in docs for row in plain.add(*doc)] + plain.finish()
+    first = overlapped.add(*docs[0]) + overlapped.add(*docs[1]) + overlapped.add(*docs[2]) + overlapped.add(*docs[3])
+    assert first == []  # the first full batch is still encoding
+    overlapped_rows = first + [row for doc in docs[4:] for row in overlapped.add(*doc)] + overlapped.finish()
+    overlapped.close()
+    assert overlapped_rows == plain_rows and len(plain_rows) == 50
+    assert overlapped.tally == plain.tally and overlapped.tally["tokenize.failed.TypeError"] == 1
+
+
 def test_training_on_no_text_fails_the_pipeline_with_a_clear_error(tmp_path):
     with pytest.raises(Exception, match="no text to train the tokenizer on"):
         with test_pipeline.TestPipeline() as p:
