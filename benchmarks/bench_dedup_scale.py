@@ -224,14 +224,18 @@ def run_child(mode: str, corpus: Path, workers: int) -> None:
     result = p.run()
     result.wait_until_finish()
     seconds = time.perf_counter() - start
-    counters = {f"{r.key.metric.namespace}:{r.key.metric.name}": r.committed
-                for r in result.metrics().query(MetricsFilter())["counters"]}
+    metrics = result.metrics().query(MetricsFilter())
+    counters = {f"{r.key.metric.namespace}:{r.key.metric.name}": r.committed for r in metrics["counters"]}
+    # Each worker's peak resident memory by the end of each stage and grouping, as the pipeline records it.
+    peaks = {r.key.metric.name.removesuffix(".worker_peak_rss_mib"): r.committed.max
+             for r in metrics["distributions"]
+             if r.key.metric.name.endswith(".worker_peak_rss_mib") and r.committed is not None}
     print(json.dumps({"seconds": seconds, "out": counters.get("bench:out"),
                       "read": counters.get("winnow:read.in"), "dedup_in": counters.get("winnow:dedup.in"),
                       "dedup_kept": counters.get("winnow:dedup.kept"),
                       "exact": counters.get("winnow:dedup.dropped.exact_duplicate"),
                       "near": counters.get("winnow:dedup.dropped.near_duplicate"),
-                      "grouped_bytes_per_worker": grouped}))
+                      "grouped_bytes_per_worker": grouped, "worker_peak_mib_by_step": dict(sorted(peaks.items()))}))
 
 
 def grouping_name(buffer_name: str) -> str:

@@ -204,6 +204,11 @@ class _KeepOnePerGroupFn(beam.DoFn):
             yield TaggedOutput(CLUSTER_ROWS, _cluster_row(other.id, cluster, self._kind, False, kept.id, 1.0))
 
 
+def _own_key(key, doc_id: str):
+    """The grouping key, or for a sketch without one a key no other sketch has (keys are str or bytes)."""
+    return key if key is not None else ("unkeyed", doc_id)
+
+
 class _KeepOnePerKey(beam.PTransform):
     """Sketches grouped by `key` (None: not grouped); returns survivors, removals, cluster rows."""
 
@@ -217,17 +222,17 @@ class _KeepOnePerKey(beam.PTransform):
 
     def expand(self, sketches):
         key = self._key
-        keyed = sketches | "Key" >> beam.Map(lambda s: (key(s), s))
-        ungrouped = keyed | "WithoutKey" >> beam.FlatMap(lambda kv: [kv[1]] if kv[0] is None else [])
+        # A sketch with no key (no URL, say) gets one of its own, a group of one, so that every
+        # survivor leaves the grouping's step: merging survivors from two steps would make the
+        # local runner hold them all and hand each worker its whole share at once.
         grouped = (
-            keyed
-            | "WithKey" >> beam.Filter(lambda kv: kv[0] is not None)
+            sketches
+            | "Key" >> beam.Map(lambda s: (_own_key(key(s), s.id), s))
             | "Group" >> grouping.GroupByKey(self._temp_dir)
             | "KeepFirst" >> beam.ParDo(_KeepOnePerGroupFn(self._reason, self._kind, self._order)).with_outputs(
                 REJECTED, CLUSTER_ROWS, main=KEPT)
         )
-        survivors = (grouped[KEPT], ungrouped) | "Survivors" >> beam.Flatten()
-        return survivors, grouped[REJECTED], grouped[CLUSTER_ROWS]
+        return grouped[KEPT], grouped[REJECTED], grouped[CLUSTER_ROWS]
 
 
 def _bucket_pairs(keyed: tuple[bytes, Iterable[str]]) -> Iterator[tuple[tuple[str, str], None]]:

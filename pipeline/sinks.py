@@ -125,6 +125,10 @@ class SpillRows(beam.DoFn):
     def finish_bundle(self):
         if self._rows:
             yield WindowedValue(self._spill(), MIN_TIMESTAMP, [GlobalWindow()])
+        from pipeline.stages import record_worker_memory
+
+        # The spill directory names the grouping or writer: spill.<name>.worker_peak_rss_mib.
+        record_worker_memory(f"spill.{self._temp_dir.rstrip('/').rsplit('/', 1)[-1]}")
 
     def _spill(self) -> Spill:
         rows, sizes, total = self._rows, self._sizes, self._size
