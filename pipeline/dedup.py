@@ -210,7 +210,7 @@ def _own_key(key, doc_id: str):
 
 
 class _KeepOnePerKey(beam.PTransform):
-    """Sketches grouped by `key` (None: not grouped); returns survivors, removals, cluster rows."""
+    """Sketches grouped by `key` (None: a group of its own); returns survivors, removals, cluster rows."""
 
     def __init__(self, key, order, reason: str, kind: str, temp_dir: str):
         super().__init__()

@@ -231,6 +231,12 @@ class DocumentEncoder:
             self._executor.shutdown(wait=True)
             self._executor = None
 
+    def __enter__(self) -> DocumentEncoder:
+        return self
+
+    def __exit__(self, *_) -> None:
+        self.close()
+
     def _collect(self, result: tuple[list[TokenRow], Counter]) -> list[TokenRow]:
         rows, tally = result
         self.tally.update(tally)

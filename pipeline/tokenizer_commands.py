@@ -276,8 +276,8 @@ def run_tokenize(args: argparse.Namespace) -> int:
         files = match_shards(args.input)
         _prepare_out(out, args.overwrite)
         dtype = np.dtype(info.dtype)
-        encoder = DocumentEncoder(tokenizer, config, overlap=True)
-        with _progress() as progress, tempfile.TemporaryDirectory(prefix="winnow-tokens-") as spill_dir:
+        with (DocumentEncoder(tokenizer, config, overlap=True) as encoder, _progress() as progress,
+              tempfile.TemporaryDirectory(prefix="winnow-tokens-") as spill_dir):
             count = shard_count(measure_text(files, config, progress, "measuring text"), args.target_shard_bytes)
             spill = ShardSpill(spill_dir, count)
             task = progress.add_task("encoding", total=sum(size for _, size in files))
@@ -287,7 +287,6 @@ def run_tokenize(args: argparse.Namespace) -> int:
                         spill.add(encoder.add(doc_id, text or ""))
                 progress.advance(task, size)
             spill.add(encoder.finish())
-            encoder.close()
             task = progress.add_task("writing shards", total=max(1, len(spill.shards)))
             shards = []
             # With no rows at all, one empty shard, so readers of the glob find a schema (as Tokenize does).
