@@ -115,6 +115,8 @@ def run_pipeline(corpus: Path, workers: int, tag: str) -> dict:
         "sdk_worker_writing_mib": max((v for k, v in peaks.items() if k.startswith("write.")), default=0),
         "extractor_peak_mib": round(max(extractor_peak, default=0), 1),
         "runner_peak_mib": round(memory.max_by_role().get("runner", 0), 1),
+        # CPU seconds of each kind of process: what the run costs, whatever runs alongside.
+        "cpu_seconds": {role: round(seconds, 2) for role, seconds in sorted(memory.cpu_by_role().items())},
         "stage_ms_per_record": busy,
     }
 

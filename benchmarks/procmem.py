@@ -39,6 +39,18 @@ def _status_kib(pid: int, field: str) -> int | None:
     return None
 
 
+_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def _cpu_seconds(pid: int) -> float | None:
+    """User plus system CPU time of a process so far."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / _TICKS
+
+
 def _cmdline(pid: int) -> str:
     try:
         return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
@@ -47,7 +59,10 @@ def _cmdline(pid: int) -> str:
 
 
 class TreeMemory:
-    """Polls a process tree; `peaks` maps each pid seen to (role, peak RSS in MiB)."""
+    """Polls a process tree; `peaks` maps each pid seen to (role, peak RSS in MiB), `cpu` to (role, CPU seconds).
+
+    CPU seconds are as last seen, up to one interval before a process exits.
+    """
 
     def __init__(self, root: int, classify: Callable[[int, str], str], interval: float = 0.2,
                  phase: Callable[[], str] = lambda: "all"):
@@ -58,6 +73,7 @@ class TreeMemory:
         self.peaks: dict[int, tuple[str, float]] = {}
         # Current resident size per (role, phase): VmHWM cannot tell phases apart, VmRSS can.
         self.phase_peaks: dict[tuple[str, str], float] = {}
+        self.cpu: dict[int, tuple[str, float]] = {}
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
@@ -79,6 +95,9 @@ class TreeMemory:
                     continue
                 role = self.peaks.get(pid, (None, 0))[0] or self._classify(pid, _cmdline(pid))
                 self.peaks[pid] = (role, max(peak / 1024, self.peaks.get(pid, (role, 0.0))[1]))
+                cpu = _cpu_seconds(pid)
+                if cpu is not None:
+                    self.cpu[pid] = (role, cpu)
                 key = (role, phase)
                 self.phase_peaks[key] = max(self.phase_peaks.get(key, 0.0), rss / 1024)
             time.sleep(self._interval)
@@ -87,6 +106,13 @@ class TreeMemory:
         out: dict[str, float] = {}
         for role, peak in self.peaks.values():
             out[role] = max(out.get(role, 0.0), peak)
+        return out
+
+
+    def cpu_by_role(self) -> dict[str, float]:
+        out: dict[str, float] = {}
+        for role, seconds in self.cpu.values():
+            out[role] = out.get(role, 0.0) + seconds
         return out
 
 

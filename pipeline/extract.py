@@ -90,20 +90,27 @@ _HEADER = struct.Struct("<Q")
 
 def _send(stream, obj) -> None:
     data = pickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL)
-    stream.write(_HEADER.pack(len(data)))
-    stream.write(data)
+    for part in (_HEADER.pack(len(data)), data):
+        view = memoryview(part)
+        while view:  # a raw pipe may take part of a large write
+            view = view[stream.write(view):]
     stream.flush()
 
 
+def _read_exact(stream, size: int) -> bytes:
+    chunks, left = [], size
+    while left:
+        chunk = stream.read(left)
+        if not chunk:
+            raise EOFError
+        chunks.append(chunk)
+        left -= len(chunk)
+    return b"".join(chunks)
+
+
 def _receive(stream):
-    header = stream.read(_HEADER.size)
-    if len(header) < _HEADER.size:
-        raise EOFError
-    (size,) = _HEADER.unpack(header)
-    data = stream.read(size)
-    if len(data) < size:
-        raise EOFError
-    return pickle.loads(data)
+    (size,) = _HEADER.unpack(_read_exact(stream, _HEADER.size))
+    return pickle.loads(_read_exact(stream, size))
 
 
 class IsolatedExtractor:
@@ -119,6 +126,9 @@ class IsolatedExtractor:
             [sys.executable, "-m", "pipeline.extract"],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
+            # Unbuffered: the parent waits on the pipe with select, which cannot see answers
+            # that a buffered reader has already taken in.
+            bufsize=0,
             env={**os.environ, "PYTHONUNBUFFERED": "1"},
         )
         _send(process.stdin, dataclasses.asdict(self._config))
@@ -130,28 +140,59 @@ class IsolatedExtractor:
             self._process = self._start()
 
     def extract(self, html: str, url: str | None) -> str | None:
-        self.start()
-        process = self._process
-        try:
-            _send(process.stdin, (html, url))
-        except (BrokenPipeError, OSError) as error:
-            self.close()
-            raise ExtractorCrashed(f"extractor process died before the page was sent: {error}") from None
+        result = self.extract_many([(html, url)])[0]
+        if isinstance(result, Exception):
+            raise result
+        return result
+
+    def extract_many(self, pages: list[tuple[str, str | None]]) -> list[str | None | Exception]:
+        """The main text of each (html, url) page, in order; a page that overran the limit or
+        crashed the child gets an ExtractionTimeout or ExtractorCrashed in its place.
+
+        The pages go to the child in one message and it answers each as it finishes, so it
+        never waits for the parent between pages. The limit still holds per page: a page's
+        clock starts when the answer before it arrives. After a timeout or a crash the child
+        is restarted and the pages after the one that failed are sent again.
+        """
+        results: list[str | None | Exception] = []
+        todo = list(pages)
+        while todo:
+            self.start()
+            process = self._process
+            try:
+                _send(process.stdin, todo)
+            except (BrokenPipeError, OSError) as error:
+                self.close()
+                results.append(ExtractorCrashed(f"extractor process died before the page was sent: {error}"))
+                todo = todo[1:]
+                continue
+            for index in range(len(todo)):
+                failure = self._answer(process)
+                if isinstance(failure, tuple):
+                    status, value = failure
+                    results.append(value if status == "ok" else ExtractorCrashed(value))
+                    continue
+                results.append(failure)
+                todo = todo[index + 1:]
+                break
+            else:
+                todo = []
+        return results
+
+    def _answer(self, process: subprocess.Popen) -> tuple[str, str | None] | Exception:
+        """The child's next answer, or the failure that ended it (the child is then stopped)."""
         ready, _, _ = select.select([process.stdout], [], [], self._config.timeout_s)
         if not ready:
             self.close()
             self.restarts += 1
-            raise ExtractionTimeout(f"extraction took longer than {self._config.timeout_s:g} s")
+            return ExtractionTimeout(f"extraction took longer than {self._config.timeout_s:g} s")
         try:
-            status, value = _receive(process.stdout)
+            return _receive(process.stdout)
         except EOFError:
             code = process.poll()
             self.close()
             self.restarts += 1
-            raise ExtractorCrashed(f"extractor process exited with code {code}") from None
-        if status == "error":
-            raise ExtractorCrashed(value)
-        return value
+            return ExtractorCrashed(f"extractor process exited with code {code}")
 
     def close(self) -> None:
         if self._process is not None:
@@ -163,21 +204,23 @@ class IsolatedExtractor:
 
 
 def _serve() -> None:
-    """Child side: read a config, then answer (html, url) requests until stdin closes."""
+    """Child side: read a config, then answer each page of each list of (html, url) pages, one
+    message per page, until stdin closes."""
     stdin, stdout = sys.stdin.buffer, sys.stdout.buffer
     # Anything a library prints must not corrupt the reply stream.
     sys.stdout = sys.stderr
     config = ExtractConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in _receive(stdin).items()})
     while True:
         try:
-            html, url = _receive(stdin)
+            pages = _receive(stdin)
         except EOFError:
             return
-        try:
-            reply = ("ok", extract_main_text(html, url, config))
-        except Exception as error:  # reported to the parent, which fails just this record
-            reply = ("error", f"{type(error).__name__}: {error}")
-        _send(stdout, reply)
+        for html, url in pages:
+            try:
+                reply = ("ok", extract_main_text(html, url, config))
+            except Exception as error:  # reported to the parent, which fails just this record
+                reply = ("error", f"{type(error).__name__}: {error}")
+            _send(stdout, reply)
 
 
 if __name__ == "__main__":

@@ -48,6 +48,38 @@ def test_time_limit_kills_and_recovers(monkeypatch):
         recovered.close()
 
 
+def _slow_page(paragraphs: int = 20_000) -> str:
+    # About 2 MB in 20,000 blocks: trafilatura takes seconds over it.
+    return "<html><body>" + "".join(
+        f"<div><p>Paragraph {i} says that rivers carve valleys over thousands of years.</p></div>"
+        for i in range(paragraphs)) + "</body></html>"
+
+
+def test_a_batch_gives_each_page_the_text_it_gets_alone():
+    config = ExtractConfig(timeout_s=30)
+    pages = [(ARTICLE, None), ("<html><body></body></html>", None),
+             (ARTICLE.replace("Rivers carve", "Glaciers carve"), "https://example.org/ice"), (ARTICLE, None)]
+    extractor = IsolatedExtractor(config)
+    try:
+        assert extractor.extract_many(pages) == [extract_main_text(html, url, config) for html, url in pages]
+        assert extractor.extract_many([]) == []
+    finally:
+        extractor.close()
+
+
+def test_a_page_over_the_limit_fails_alone_and_the_rest_of_its_batch_is_extracted():
+    config = ExtractConfig(timeout_s=1.5)
+    extractor = IsolatedExtractor(config)
+    try:
+        extractor.extract(ARTICLE, None)  # the child is up, so the limit times extraction only
+        before, slow, after = extractor.extract_many([(ARTICLE, None), (_slow_page(), None), (ARTICLE, None)])
+        assert isinstance(slow, ExtractionTimeout)
+        assert before == after == extract_main_text(ARTICLE, None, config)
+        assert extractor.restarts == 1
+    finally:
+        extractor.close()
+
+
 def test_pathological_nesting_finishes_quickly():
     nested = "<html><body>" + "<div>" * 100_000 + "<p>deep</p>" + "</div>" * 100_000 + "</body></html>"
     start = time.monotonic()
