@@ -261,3 +261,8 @@ class _ReleaseIfConverged(beam.DoFn):
                 "a path of n nodes needs up to about log2(n) rounds."
             )
         yield labelled
+
+    def finish_bundle(self):
+        from pipeline.stages import record_worker_memory
+
+        record_worker_memory("components")

@@ -30,7 +30,7 @@ from pipeline.minhash import (
 )
 from pipeline import grouping
 from pipeline.sinks import SumPairs, runs_locally
-from pipeline.stages import KEPT, REJECTED, TALLY, AccountedFn, tally_key
+from pipeline.stages import KEPT, REJECTED, TALLY, AccountedFn, record_worker_memory, tally_key
 
 CLUSTER_ROWS = "cluster_rows"
 SNIPPETS = "snippets"
@@ -267,6 +267,9 @@ class _VerifyFn(beam.DoFn):
                 similarity = estimated_jaccard(np.frombuffer(signature_a, dtype="<u8"), values_b)
                 yield Candidate(a=a, b=b, estimated=similarity,
                                 passed=similarity >= self._threshold or not self._verify)
+
+    def finish_bundle(self):
+        record_worker_memory("verify")
 
 
 class _ResolveClusterFn(beam.DoFn):

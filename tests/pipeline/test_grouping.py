@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import random
 
@@ -44,6 +45,23 @@ def test_spilled_group_by_key_equals_the_in_memory_grouping_and_leaves_no_files(
                | beam.MapTuple(lambda key, values: (key, sorted(values))))
         assert_that(out, equal_to(_expected(pairs)))
     assert not os.path.exists(temp)
+
+
+def _four_hashes(row: dict) -> int:
+    # Many different keys share each hash: equal hashes must not merge different keys.
+    return (hashlib.blake2b(row["key"], digest_size=1).digest()[0] % 4) << 60
+
+
+def test_keys_that_share_a_hash_are_grouped_apart(tmp_path, monkeypatch):
+    monkeypatch.setattr(sinks, "SPILL_BYTES", 20_000)
+    monkeypatch.setattr(sinks, "SPILL_GROUP_BYTES", 2_000)
+    monkeypatch.setattr(grouping, "PARTITION_BYTES", 30_000)
+    monkeypatch.setattr(grouping, "_key_hash", _four_hashes)
+    pairs = _pairs(3000, 500, seed=5)
+    with _pipeline() as p:
+        out = (p | beam.Create(pairs) | grouping.GroupByKey(str(tmp_path / "spill"))
+               | beam.MapTuple(lambda key, values: (key, sorted(values))))
+        assert_that(out, equal_to(_expected(pairs)))
 
 
 def test_spilled_co_group_by_key_joins_every_tag(tmp_path, monkeypatch):
