@@ -19,8 +19,9 @@ the repository.
     repeat starting with another one, so a busy machine slows them alike). The garbage
     collector is paused while the bare calls run. CPU seconds (every thread of the process)
     are reported too: on a busy machine they show the work each path does better than the
-    wall clock. The stage's wall time includes pipeline construction
-    and start (about a second), reading and writing.
+    wall clock. The stage's wall time includes pipeline construction and start, reading and
+    writing; each repeat also runs the stage on an eighth of the documents, and the difference
+    ("at scale") is the stage's rate with that fixed cost left out, as on a corpus of any size.
   - compression: UTF-8 bytes per token on the held-out documents, overall and for the
     web and documentation parts, per vocabulary size.
 
@@ -152,9 +153,10 @@ def _take(docs: list[Doc], megabytes: float) -> list[Doc]:
 
 
 def run_stage(tokenizer_path: str, docs: list[Doc], workdir: Path, label: str) -> tuple[float, dict]:
+    """The Tokenize stage alone in a pipeline that reads the documents from Parquet; (seconds, manifest)."""
     from pipeline.curate import local_runner
 
-    """The Tokenize stage alone in a pipeline that reads the documents from Parquet; (seconds, manifest)."""
+    workdir.mkdir(parents=True, exist_ok=True)
     source = workdir / "docs.parquet"
     if not source.exists():
         pq.write_table(pa.table({"id": [d.id for d in docs], "text": [d.text for d in docs]}), source)
@@ -247,6 +249,11 @@ def _measure(args, console, web, docs, test, held_in, sample, sample_bytes, work
         counted[method] = sum(len(e.ids) for e in encodings)
 
     names = list(timings)
+    # The stage on an eighth of the documents too: a pipeline's start and finish cost the same
+    # whatever it encodes, so the difference between the two runs is what encoding costs at scale.
+    small_docs = encode_docs[: max(1, len(encode_docs) // 8)]
+    small_seconds: list[float] = []
+    small_tokens = 0
     for repeat in range(args.repeats):
         # Each repeat starts with another of the three, so none always runs after the same neighbour.
         for name in names[repeat % 3:] + names[:repeat % 3]:
@@ -256,6 +263,10 @@ def _measure(args, console, web, docs, test, held_in, sample, sample_bytes, work
                 seconds, manifest = run_stage(tokenizers[encode_vocab], encode_docs, workdir, str(repeat))
                 timings[name].append(seconds)
                 cpu[name].append(time.process_time() - start_cpu)
+                seconds, small_manifest = run_stage(tokenizers[encode_vocab], small_docs, workdir / "small",
+                                                    str(repeat))
+                small_seconds.append(seconds)
+                small_tokens = small_manifest["tokens"] - small_manifest["documents"]
             else:
                 bare(name)
         console.print(f"repeat {repeat}: " + ", ".join(f"{k} {v[-1]:.1f} s ({cpu[k][-1]:.1f} CPU s)"
@@ -267,6 +278,13 @@ def _measure(args, console, web, docs, test, held_in, sample, sample_bytes, work
     # Each repeat times all three back to back, so its ratios share the machine's load at the time.
     paired = {name: statistics.median(b / s for b, s in zip(timings[name], timings["stage"]))
               for name in ("encode_batch", "encode_batch_fast")}
+    # At scale: the stage's seconds for the documents beyond the eighth, against bare encoding's
+    # share of its time for the same tokens (bare calls have no start-up cost to leave out).
+    share = 1 - small_tokens / text_tokens
+    marginal = {name: statistics.median(share * b / (s - t) for b, s, t in zip(timings[name], timings["stage"],
+                                                                             small_seconds))
+                for name in ("encode_batch", "encode_batch_fast")}
+    fixed_seconds = statistics.median(t - (s - t) * (1 - share) / share for s, t in zip(timings["stage"], small_seconds))
     # CPU seconds of the whole process (every thread): the work each path does, whatever else runs on the machine.
     per_cpu = {name: statistics.median(b / s for b, s in zip(cpu[name], cpu["stage"]))
                for name in ("encode_batch", "encode_batch_fast")}
@@ -283,13 +301,18 @@ def _measure(args, console, web, docs, test, held_in, sample, sample_bytes, work
     Console(width=150).print(table)
     encode = Table(title=f"encoding with the {encode_vocab:,} tokenizer: {text_tokens:,} text tokens")
     for column in ("path", "best s", "tokens/s", "MB/s", "CPU s", "stage / this: best", "median pair",
-                   "per CPU s"):
+                   "per CPU s", "at scale"):
         encode.add_column(column, justify="right")
     for name in ("encode_batch", "encode_batch_fast", "stage"):
         encode.add_row(name, f"{best[name]:.2f}", f"{rate[name]:,.0f}", f"{encode_bytes / 1e6 / best[name]:.2f}",
                        f"{statistics.median(cpu[name]):.1f}", f"{rate['stage'] / rate[name]:.0%}",
-                       f"{paired[name]:.0%}" if name in paired else "", f"{per_cpu[name]:.0%}" if name in per_cpu else "")
+                       f"{paired[name]:.0%}" if name in paired else "", f"{per_cpu[name]:.0%}" if name in per_cpu else "",
+                       f"{marginal[name]:.0%}" if name in marginal else "")
     Console(width=150).print(encode)
+    Console(width=150).print(
+        f"at scale: the stage's time beyond a run on {len(small_docs)} documents ({small_tokens:,} tokens; "
+        f"{', '.join(f'{t:.1f}' for t in small_seconds)} s), median of the repeats; the stage's fixed cost "
+        f"(pipeline start and finish) about {fixed_seconds:.1f} s per run")
     print(json.dumps({
         "benchmark": "tokenizer",
         "cpus": os.cpu_count(),
@@ -307,6 +330,11 @@ def _measure(args, console, web, docs, test, held_in, sample, sample_bytes, work
             "stage_vs_encode_batch_median_pair": round(paired["encode_batch"], 3),
             "stage_vs_encode_batch_fast_median_pair": round(paired["encode_batch_fast"], 3),
             "stage_vs_encode_batch_per_cpu_second": round(per_cpu["encode_batch"], 3),
+            "stage_vs_encode_batch_at_scale": round(marginal["encode_batch"], 3),
+            "stage_vs_encode_batch_fast_at_scale": round(marginal["encode_batch_fast"], 3),
+            "small_run": {"documents": len(small_docs), "text_tokens": small_tokens,
+                          "seconds": [round(v, 3) for v in small_seconds]},
+            "stage_fixed_seconds": round(fixed_seconds, 2),
             "stage_vs_encode_batch_fast_per_cpu_second": round(per_cpu["encode_batch_fast"], 3),
         },
     }))
