@@ -108,7 +108,6 @@ class TreeMemory:
             out[role] = max(out.get(role, 0.0), peak)
         return out
 
-
     def cpu_by_role(self) -> dict[str, float]:
         out: dict[str, float] = {}
         for role, seconds in self.cpu.values():

@@ -285,17 +285,19 @@ class _ExtractFn(DocumentFn):
             self._extractor.close()
 
     def _flush(self) -> Iterator:
-        # The batch's pages go to the extractor child together, so that it goes from one
-        # page to the next without waiting for this process (tested to give the same texts).
-        if self._extractor is not None and self._pending:
-            start = time.perf_counter()
-            pages = [doc for doc in self._pending if self._screen(doc) is None]
+        # Each document is screened once here; the batch's pages then go to the extractor child
+        # together, so that it goes from one page to the next without waiting for this process
+        # (tested to give the same texts).
+        start = time.perf_counter()
+        self._screened = {id(doc): self._screen(doc) for doc in self._pending}
+        pages = [doc for doc in self._pending if self._screened[id(doc)] is None]
+        if self._extractor is not None and pages:
             try:
                 texts = self._extractor.extract_many([(doc.html, doc.url) for doc in pages])
             except Exception as error:  # the child could not even start: each page fails
                 texts = [error] * len(pages)
             self._texts = {id(doc): text for doc, text in zip(pages, texts)}
-            self.busy(time.perf_counter() - start)
+        self.busy(time.perf_counter() - start)
         yield from super()._flush()
 
     def _screen(self, doc: Document) -> Document | Drop | None:
@@ -313,7 +315,7 @@ class _ExtractFn(DocumentFn):
 
     def apply(self, doc: Document) -> Document | Drop:
         config = self._config
-        screened = self._screen(doc)
+        screened = self._screened.pop(id(doc))
         if screened is not None:
             return screened
         if self._extractor is not None:
