@@ -49,6 +49,10 @@ from collections.abc import Iterable, Iterator
 import apache_beam as beam
 from apache_beam.pvalue import AsSingleton
 
+from pipeline.harness import release_finished_output_streams
+
+release_finished_output_streams()  # in each process that runs this module's code (see pipeline.harness)
+
 Edge = tuple[str, str]
 
 # A path of a million nodes in the slowest (increasing) id order needs 20 rounds.

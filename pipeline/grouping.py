@@ -23,7 +23,11 @@ import pyarrow as pa
 
 from pipeline.sinks import read_spilled, remove_tree, runs_locally, shard_count, spill_partitions
 
-PARTITION_BYTES = 32 << 20  # pickled pairs grouped in memory at a time on the local runner
+PARTITION_BYTES = 16 << 20  # memory of the pairs grouped at a time on the local runner, as _row_bytes counts it
+# What one pair costs in Python objects beyond its pickled key and value, while it waits in a spill
+# buffer or is grouped (bytes headers, list and dict slots): about 300 bytes, measured with
+# tracemalloc on band-key pairs, whose pickles are only ~80 bytes.
+PAIR_OVERHEAD = 300
 _SCHEMA = pa.schema([("key", pa.binary()), ("tag", pa.int32()), ("value", pa.binary())])
 
 
@@ -34,7 +38,7 @@ def _pair_row(pair, tag: int) -> dict:
 
 
 def _row_bytes(row: dict) -> int:
-    return len(row["key"]) + len(row["value"]) + 16
+    return len(row["key"]) + len(row["value"]) + PAIR_OVERHEAD
 
 
 def _key_hash(row: dict) -> int:

@@ -23,7 +23,10 @@ from apache_beam.utils.timestamp import MIN_TIMESTAMP
 from apache_beam.utils.windowed_value import WindowedValue
 
 from pipeline.accounting import build_stats
+from pipeline.harness import release_finished_output_streams
 from pipeline.schema import row_bytes
+
+release_finished_output_streams()  # in each process that runs this module's code (see pipeline.harness)
 
 
 def shard_name(index: int, count: int) -> str:
@@ -85,7 +88,7 @@ def write_table(path: str, table: pa.Table, sizes: np.ndarray, row_group_bytes: 
 
 
 SPILL_HASH = "_winnow_shard_hash"
-SPILL_BYTES = 8 << 20  # row bytes a worker holds before it writes them to a spill file
+SPILL_BYTES = 8 << 20  # row bytes (as size_of counts them) a worker holds before it writes them to a spill file
 SPILL_GROUP_BYTES = 128 << 10  # spill row groups: the unit a shard writer reads
 
 
@@ -110,20 +113,24 @@ class SpillRows(beam.DoFn):
         self._hash_of = hash_of  # a row's 64-bit hash; by default id_hash of its "id"
 
     def start_bundle(self):
-        self._rows: list[dict] = []
+        # Rows are held by column (a list per field), not as dicts: a small row costs about half as much.
+        self._columns: dict[str, list] = {name: [] for name in self._schema.names}
+        self._hashes: list[int] = []
         self._sizes: list[int] = []
         self._size = 0
 
     def process(self, row: dict):
         size = self._size_of(row)
-        self._rows.append(row)
+        for name, column in self._columns.items():
+            column.append(row.get(name))
+        self._hashes.append(self._hash_of(row) if self._hash_of else id_hash(row["id"]))
         self._sizes.append(size)
         self._size += size
         if self._size >= SPILL_BYTES:
             yield self._spill()
 
     def finish_bundle(self):
-        if self._rows:
+        if self._sizes:
             yield WindowedValue(self._spill(), MIN_TIMESTAMP, [GlobalWindow()])
         from pipeline.stages import record_worker_memory
 
@@ -131,15 +138,15 @@ class SpillRows(beam.DoFn):
         record_worker_memory(f"spill.{self._temp_dir.rstrip('/').rsplit('/', 1)[-1]}")
 
     def _spill(self) -> Spill:
-        rows, sizes, total = self._rows, self._sizes, self._size
-        self._rows, self._sizes, self._size = [], [], 0
-        hash_of = self._hash_of or (lambda row: id_hash(row["id"]))
-        hashes = np.fromiter((hash_of(row) for row in rows), dtype=np.uint64, count=len(rows))
+        columns, hashes, sizes, total = self._columns, self._hashes, self._sizes, self._size
+        self._columns = {name: [] for name in self._schema.names}
+        self._hashes, self._sizes, self._size = [], [], 0
+        hashes = np.asarray(hashes, dtype=np.uint64)
         order = np.argsort(hashes, kind="stable")
         hashes = hashes[order]
-        table = pa.Table.from_pylist([rows[i] for i in order.tolist()], schema=self._schema)
-        table = table.append_column(SPILL_HASH, pa.array(hashes, pa.uint64()))
-        del rows
+        table = pa.Table.from_pydict(columns, schema=self._schema)
+        del columns
+        table = table.take(pa.array(order)).append_column(SPILL_HASH, pa.array(hashes, pa.uint64()))
         path = f"{self._temp_dir}/{uuid.uuid4().hex}.parquet"
         groups = []
         with parquet_writer(path, table.schema, "lz4") as writer:

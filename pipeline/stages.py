@@ -31,9 +31,12 @@ from pipeline.document import Document, Drop, Outcome, Rejection, Stage, documen
 from pipeline.extract import (
     ExtractionTimeout, ExtractReason, IsolatedExtractor, extract_main_text, is_html,
 )
+from pipeline.harness import release_finished_output_streams
 from pipeline.language import LanguageIdentifier, LanguageReason, language_verdict, model_path
 from pipeline.quality import filter_quality
 from pipeline.repair import RepairNote, RepairReason, repair_text
+
+release_finished_output_streams()  # in each process that runs this module's code (see pipeline.harness)
 
 KEPT = "kept"
 REJECTED = "rejected"
